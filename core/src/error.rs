@@ -1,0 +1,120 @@
+//! The core's one error type, sorted by who is at fault.
+//!
+//! Owns every way a request to the core can be refused. It must never stand
+//! for a broken invariant of the core itself: those are assertions.
+
+use core::fmt;
+
+use crate::ids::{LogIndex, Offset, Term};
+use crate::log::disk::DiskError;
+
+/// A configuration value that makes no sense, with the field's name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The offending field.
+    pub field: &'static str,
+    /// Why it is rejected, as a sentence fragment after the field's name.
+    pub reason: &'static str,
+}
+
+/// Why the core refused a request.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Error {
+    // -- Configuration ----------------------------------------------------
+    /// The configuration is nonsensical.
+    Config(ConfigError),
+    // -- Caller misuse: the request breaks the API's contract ---------------
+    /// A record is larger than `RECORD_BYTES_MAX`.
+    RecordTooLarge {
+        /// The record's size.
+        len: usize,
+        /// The limit.
+        max: u32,
+    },
+    /// An append has no entries, or more entries or bytes than allowed.
+    AppendOutOfBounds {
+        /// Entries in the append.
+        entries: usize,
+        /// Data bytes in the append.
+        bytes: u64,
+    },
+    /// An entry's term is lower than the term of the entry before it.
+    TermRegressed {
+        /// The term of the log's last entry.
+        last: Term,
+        /// The term offered.
+        offered: Term,
+    },
+    /// A truncation names an index outside what can be truncated.
+    TruncateOutOfRange {
+        /// The index asked for.
+        index: LogIndex,
+        /// The first retained index.
+        first: LogIndex,
+        /// The index after the last entry.
+        next: LogIndex,
+    },
+    /// A read starts outside the retained log.
+    IndexOutOfRange {
+        /// The index asked for.
+        index: LogIndex,
+        /// The first retained index.
+        first: LogIndex,
+        /// The index after the last entry.
+        next: LogIndex,
+    },
+    /// A read starts at a client offset outside the retained log.
+    OffsetOutOfRange {
+        /// The offset asked for.
+        offset: Offset,
+        /// The first retained offset.
+        first: Offset,
+        /// The offset after the last record.
+        next: Offset,
+    },
+    /// Too many reads are waiting; retry later.
+    Busy,
+    // -- I/O: the disk failed and the log has stopped -----------------------
+    /// A disk operation the log depends on failed; the log accepts nothing
+    /// more (a failed sync is never retried).
+    Stopped(DiskError),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid configuration: {} {}", self.field, self.reason)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Config(error) => error.fmt(f),
+            Error::RecordTooLarge { len, max } => {
+                write!(f, "record of {len} bytes exceeds the limit of {max}")
+            }
+            Error::AppendOutOfBounds { entries, bytes } => write!(
+                f,
+                "append of {entries} entries and {bytes} bytes is empty or exceeds the limits"
+            ),
+            Error::TermRegressed { last, offered } => {
+                write!(f, "entry term {offered} is below the log's last term {last}")
+            }
+            Error::TruncateOutOfRange { index, first, next } => write!(
+                f,
+                "cannot truncate at {index}: the log holds [{first}, {next})"
+            ),
+            Error::IndexOutOfRange { index, first, next } => {
+                write!(f, "index {index} is outside the log [{first}, {next})")
+            }
+            Error::OffsetOutOfRange { offset, first, next } => {
+                write!(f, "offset {offset} is outside the log [{first}, {next})")
+            }
+            Error::Busy => f.write_str("too many reads in flight; retry later"),
+            Error::Stopped(error) => write!(f, "the log has stopped after a disk failure: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}

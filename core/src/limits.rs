@@ -1,0 +1,59 @@
+//! Every limit in the core, in one place, with the relations between them
+//! checked at compile time.
+//!
+//! Owns the bounds on queues, batches, frames and files. Nothing else in the
+//! core may invent a bound of its own: a new queue or loop gets its `*_MAX`
+//! here first.
+
+pub use cairn_proto::frame::{FRAME_HEADER_BYTES, FRAME_PAYLOAD_MAX};
+
+/// The largest client record (its data bytes) a log accepts.
+pub const RECORD_BYTES_MAX: u32 = 1024 * 1024;
+/// Bytes of entry metadata in front of a record's data, at the most
+/// (postcard varints of index, term, offset, time, kind).
+pub const ENTRY_META_BYTES_MAX: u32 = 64;
+/// The most entries one append may carry.
+pub const APPEND_ENTRIES_MAX: usize = 4096;
+/// The most bytes one append may carry (sum of data bytes).
+pub const APPEND_BYTES_MAX: u64 = 64 * 1024 * 1024;
+/// The most entries one read may return.
+pub const READ_ENTRIES_MAX: u32 = 16 * 1024;
+/// The most bytes one read may return.
+pub const READ_BYTES_MAX: u32 = 16 * 1024 * 1024;
+/// The largest segment store file. Positions inside a segment are `u32`.
+pub const SEGMENT_BYTES_MAX: u64 = 1 << 31;
+/// The smallest segment size a configuration may ask for.
+pub const SEGMENT_BYTES_MIN: u64 = 4096;
+/// The most entries in one segment; positions in the index are relative.
+pub const SEGMENT_ENTRIES_MAX: u64 = 1 << 24;
+/// Bytes of one index entry on disk.
+pub const INDEX_ENTRY_BYTES: u64 = 16;
+/// The largest index file (a full segment's worth of entries).
+pub const INDEX_BYTES_MAX: u64 = SEGMENT_ENTRIES_MAX * INDEX_ENTRY_BYTES;
+/// The most segments a log may hold.
+pub const SEGMENTS_MAX: usize = 1 << 16;
+/// Indexes of sealed segments kept in memory at once (the active segment's
+/// index is always resident).
+pub const RESIDENT_INDEXES_MAX: usize = 8;
+/// Reads waiting in the log at once; more are refused as busy.
+pub const PENDING_READS_MAX: usize = 1024;
+/// Disk operations the log may have in flight at once.
+pub const INFLIGHT_IOS_MAX: usize = 4 * 1024;
+
+// A frame must hold the largest entry: header, metadata and data.
+const _: () = assert!(RECORD_BYTES_MAX + ENTRY_META_BYTES_MAX <= FRAME_PAYLOAD_MAX);
+// Positions inside a segment fit the index's u32.
+const _: () = assert!(SEGMENT_BYTES_MAX <= u32::MAX as u64);
+// A segment must hold at least one largest record after its header.
+const _: () = assert!(
+    SEGMENT_BYTES_MIN < SEGMENT_BYTES_MAX
+        && (RECORD_BYTES_MAX as u64 + ENTRY_META_BYTES_MAX as u64 + 2 * FRAME_HEADER_BYTES as u64 + 64)
+            <= SEGMENT_BYTES_MAX
+);
+// One read can always return at least one largest record.
+const _: () = assert!(READ_BYTES_MAX >= RECORD_BYTES_MAX + ENTRY_META_BYTES_MAX + FRAME_HEADER_BYTES as u32);
+// An append never outgrows what one read or one segment could hold.
+const _: () = assert!(APPEND_BYTES_MAX < SEGMENT_BYTES_MAX);
+const _: () = assert!((APPEND_ENTRIES_MAX as u64) < SEGMENT_ENTRIES_MAX);
+// Relative entry numbers fit the index's u32.
+const _: () = assert!(SEGMENT_ENTRIES_MAX <= u32::MAX as u64);

@@ -1,0 +1,2 @@
+//! The log: segments of framed entries, as pure step functions.
+pub mod disk;

@@ -1,0 +1,2 @@
+//! cairn-sim: the deterministic world.
+pub mod disk;
