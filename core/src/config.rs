@@ -48,7 +48,10 @@ impl LogConfig {
             }
         }
         if self.retention_age == Some(Duration::ZERO) {
-            return reject("retention_age", "is zero, which would delete every sealed segment at once");
+            return reject(
+                "retention_age",
+                "is zero, which would delete every sealed segment at once",
+            );
         }
         Ok(())
     }
@@ -64,10 +67,34 @@ mod tests {
         let ok = LogConfig::default();
         assert_eq!(ok.validate(), Ok(()));
         let cases: Vec<(LogConfig, &str)> = vec![
-            (LogConfig { segment_bytes: 100, ..ok.clone() }, "segment_bytes"),
-            (LogConfig { segment_bytes: 1 << 40, ..ok.clone() }, "segment_bytes"),
-            (LogConfig { retention_bytes: Some(1024), ..ok.clone() }, "retention_bytes"),
-            (LogConfig { retention_age: Some(Duration::ZERO), ..ok.clone() }, "retention_age"),
+            (
+                LogConfig {
+                    segment_bytes: 100,
+                    ..ok.clone()
+                },
+                "segment_bytes",
+            ),
+            (
+                LogConfig {
+                    segment_bytes: 1 << 40,
+                    ..ok.clone()
+                },
+                "segment_bytes",
+            ),
+            (
+                LogConfig {
+                    retention_bytes: Some(1024),
+                    ..ok.clone()
+                },
+                "retention_bytes",
+            ),
+            (
+                LogConfig {
+                    retention_age: Some(Duration::ZERO),
+                    ..ok.clone()
+                },
+                "retention_age",
+            ),
         ];
         for (config, field) in cases {
             match config.validate() {

@@ -75,6 +75,21 @@ pub enum Error {
     },
     /// Too many reads are waiting; retry later.
     Busy,
+    /// The operation needs a sealed segment's index, which is now loading;
+    /// retry once `Output::IndexLoaded` names this segment.
+    IndexNotResident {
+        /// The segment.
+        base: LogIndex,
+    },
+    // -- Disk contents: files no crash could have produced -----------------
+    /// The log's files contradict each other in a way recovery cannot
+    /// resolve without losing data; an operator must look.
+    InconsistentFiles {
+        /// The segment where the contradiction was found.
+        base: LogIndex,
+        /// What is wrong.
+        reason: &'static str,
+    },
     // -- I/O: the disk failed and the log has stopped -----------------------
     /// A disk operation the log depends on failed; the log accepts nothing
     /// more (a failed sync is never retried).
@@ -99,7 +114,10 @@ impl fmt::Display for Error {
                 "append of {entries} entries and {bytes} bytes is empty or exceeds the limits"
             ),
             Error::TermRegressed { last, offered } => {
-                write!(f, "entry term {offered} is below the log's last term {last}")
+                write!(
+                    f,
+                    "entry term {offered} is below the log's last term {last}"
+                )
             }
             Error::TruncateOutOfRange { index, first, next } => write!(
                 f,
@@ -108,10 +126,23 @@ impl fmt::Display for Error {
             Error::IndexOutOfRange { index, first, next } => {
                 write!(f, "index {index} is outside the log [{first}, {next})")
             }
-            Error::OffsetOutOfRange { offset, first, next } => {
+            Error::OffsetOutOfRange {
+                offset,
+                first,
+                next,
+            } => {
                 write!(f, "offset {offset} is outside the log [{first}, {next})")
             }
+            Error::InconsistentFiles { base, reason } => {
+                write!(f, "log files are inconsistent at segment {base}: {reason}")
+            }
             Error::Busy => f.write_str("too many reads in flight; retry later"),
+            Error::IndexNotResident { base } => {
+                write!(
+                    f,
+                    "the index of segment {base} is loading; retry when it is resident"
+                )
+            }
             Error::Stopped(error) => write!(f, "the log has stopped after a disk failure: {error}"),
         }
     }

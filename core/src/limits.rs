@@ -27,7 +27,7 @@ pub const SEGMENT_BYTES_MIN: u64 = 4096;
 /// The most entries in one segment; positions in the index are relative.
 pub const SEGMENT_ENTRIES_MAX: u64 = 1 << 24;
 /// Bytes of one index entry on disk.
-pub const INDEX_ENTRY_BYTES: u64 = 16;
+pub const INDEX_ENTRY_BYTES: u64 = 24;
 /// The largest index file (a full segment's worth of entries).
 pub const INDEX_BYTES_MAX: u64 = SEGMENT_ENTRIES_MAX * INDEX_ENTRY_BYTES;
 /// The most segments a log may hold.
@@ -47,11 +47,15 @@ const _: () = assert!(SEGMENT_BYTES_MAX <= u32::MAX as u64);
 // A segment must hold at least one largest record after its header.
 const _: () = assert!(
     SEGMENT_BYTES_MIN < SEGMENT_BYTES_MAX
-        && (RECORD_BYTES_MAX as u64 + ENTRY_META_BYTES_MAX as u64 + 2 * FRAME_HEADER_BYTES as u64 + 64)
+        && (RECORD_BYTES_MAX as u64
+            + ENTRY_META_BYTES_MAX as u64
+            + 2 * FRAME_HEADER_BYTES as u64
+            + 64)
             <= SEGMENT_BYTES_MAX
 );
 // One read can always return at least one largest record.
-const _: () = assert!(READ_BYTES_MAX >= RECORD_BYTES_MAX + ENTRY_META_BYTES_MAX + FRAME_HEADER_BYTES as u32);
+const _: () =
+    assert!(READ_BYTES_MAX >= RECORD_BYTES_MAX + ENTRY_META_BYTES_MAX + FRAME_HEADER_BYTES as u32);
 // An append never outgrows what one read or one segment could hold.
 const _: () = assert!(APPEND_BYTES_MAX < SEGMENT_BYTES_MAX);
 const _: () = assert!((APPEND_ENTRIES_MAX as u64) < SEGMENT_ENTRIES_MAX);

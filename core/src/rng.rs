@@ -76,8 +76,14 @@ mod tests {
         let _extra2: u64 = gossip.random();
         let mut raft_again = a.stream(Stream::Raft);
         assert_eq!(first, raft_again.random::<u64>());
-        assert_ne!(a.stream(Stream::Raft).next_u64(), a.stream(Stream::Gossip).next_u64());
-        assert_ne!(Rng::new(1).stream(Stream::Raft).next_u64(), Rng::new(2).stream(Stream::Raft).next_u64());
+        assert_ne!(
+            a.stream(Stream::Raft).next_u64(),
+            a.stream(Stream::Gossip).next_u64()
+        );
+        assert_ne!(
+            Rng::new(1).stream(Stream::Raft).next_u64(),
+            Rng::new(2).stream(Stream::Raft).next_u64()
+        );
     }
 
     // Goal: child seeds are stable and distinct.

@@ -10,11 +10,15 @@ use core::ops::{Add, AddAssign, Sub};
 use serde::{Deserialize, Serialize};
 
 /// A point in time: nanoseconds since an epoch the driver chooses.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Instant(u64);
 
 /// A span of time in nanoseconds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 pub struct Duration(u64);
 
 impl Instant {
@@ -94,7 +98,10 @@ impl AddAssign<Duration> for Instant {
 impl Sub<Instant> for Instant {
     type Output = Duration;
     fn sub(self, earlier: Instant) -> Duration {
-        assert!(earlier <= self, "time went backwards: {earlier:?} > {self:?}");
+        assert!(
+            earlier <= self,
+            "time went backwards: {earlier:?} > {self:?}"
+        );
         Duration(self.0 - earlier.0)
     }
 }
@@ -109,13 +116,23 @@ impl Add for Duration {
 impl fmt::Display for Instant {
     /// Seconds with microsecond precision: stable and readable in traces.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:06}s", self.0 / 1_000_000_000, (self.0 / 1_000) % 1_000_000)
+        write!(
+            f,
+            "{}.{:06}s",
+            self.0 / 1_000_000_000,
+            (self.0 / 1_000) % 1_000_000
+        )
     }
 }
 
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:03}ms", self.0 / 1_000_000, (self.0 / 1_000) % 1_000)
+        write!(
+            f,
+            "{}.{:03}ms",
+            self.0 / 1_000_000,
+            (self.0 / 1_000) % 1_000
+        )
     }
 }
 
@@ -127,10 +144,19 @@ mod tests {
     #[test]
     fn arithmetic_table() {
         let t = Instant::from_nanos(1_500_000_000);
-        assert_eq!(t + Duration::from_millis(500), Instant::from_nanos(2_000_000_000));
+        assert_eq!(
+            t + Duration::from_millis(500),
+            Instant::from_nanos(2_000_000_000)
+        );
         assert_eq!((t + Duration::from_secs(1)) - t, Duration::from_secs(1));
-        assert_eq!(Instant::from_nanos(u64::MAX) + Duration::from_secs(1), Instant::from_nanos(u64::MAX));
-        assert_eq!(t.saturating_since(t + Duration::from_secs(1)), Duration::ZERO);
+        assert_eq!(
+            Instant::from_nanos(u64::MAX) + Duration::from_secs(1),
+            Instant::from_nanos(u64::MAX)
+        );
+        assert_eq!(
+            t.saturating_since(t + Duration::from_secs(1)),
+            Duration::ZERO
+        );
         assert_eq!(t.saturating_sub(Duration::from_secs(9)), Instant::ZERO);
         assert_eq!(t.to_string(), "1.500000s");
         assert_eq!(Duration::from_micros(1_250).to_string(), "1.250ms");

@@ -54,6 +54,13 @@ pub enum FrameError {
         /// What postcard found wrong.
         error: postcard::Error,
     },
+    /// The frame is valid but not of the kind expected at this place.
+    UnexpectedKind {
+        /// The kind expected.
+        expected: FrameKind,
+        /// The kind found.
+        found: FrameKind,
+    },
     /// The payload holds a whole message and then more bytes.
     TrailingBytes {
         /// The frame's kind.
@@ -90,7 +97,10 @@ impl fmt::Display for FrameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FrameError::Truncated { needed, available } => {
-                write!(f, "frame cut short: needs {needed} bytes, {available} present")
+                write!(
+                    f,
+                    "frame cut short: needs {needed} bytes, {available} present"
+                )
             }
             FrameError::BadMagic { found } => {
                 write!(f, "not a frame: magic {:02x}{:02x}", found[0], found[1])
@@ -104,6 +114,9 @@ impl fmt::Display for FrameError {
             ),
             FrameError::MalformedPayload { kind, error } => {
                 write!(f, "malformed {kind:?} payload: {error}")
+            }
+            FrameError::UnexpectedKind { expected, found } => {
+                write!(f, "expected a {expected:?} frame, found a {found:?} frame")
             }
             FrameError::TrailingBytes { kind, len } => {
                 write!(f, "{kind:?} payload has {len} unexpected trailing bytes")

@@ -185,11 +185,8 @@ pub fn decode_payload<'a, T: serde::Deserialize<'a>>(
     kind: FrameKind,
     payload: &'a [u8],
 ) -> Result<T, FrameError> {
-    let (value, rest) =
-        postcard::take_from_bytes(payload).map_err(|error| FrameError::MalformedPayload {
-            kind,
-            error,
-        })?;
+    let (value, rest) = postcard::take_from_bytes(payload)
+        .map_err(|error| FrameError::MalformedPayload { kind, error })?;
     if !rest.is_empty() {
         return Err(FrameError::TrailingBytes {
             kind,
@@ -228,18 +225,35 @@ mod tests {
     fn damage_table() {
         let mut good = Vec::new();
         encode(&mut good, FrameKind::Entry, &[1u8, 2, 3]);
-        let cases: Vec<(&str, Vec<u8>, fn(&FrameError) -> bool)> = vec![
-            ("empty", vec![], |e| matches!(e, FrameError::Truncated { needed: 12, available: 0 })),
-            ("short header", good[..5].to_vec(), |e| matches!(e, FrameError::Truncated { .. })),
+        type Expect = fn(&FrameError) -> bool;
+        let cases: Vec<(&str, Vec<u8>, Expect)> = vec![
+            ("empty", vec![], |e| {
+                matches!(
+                    e,
+                    FrameError::Truncated {
+                        needed: 12,
+                        available: 0
+                    }
+                )
+            }),
+            ("short header", good[..5].to_vec(), |e| {
+                matches!(e, FrameError::Truncated { .. })
+            }),
             ("short payload", good[..good.len() - 1].to_vec(), |e| {
                 matches!(e, FrameError::Truncated { .. })
             }),
-            ("zeroed sector", vec![0; 64], |e| matches!(e, FrameError::BadMagic { .. })),
+            ("zeroed sector", vec![0; 64], |e| {
+                matches!(e, FrameError::BadMagic { .. })
+            }),
             ("future version", with(&good, 2, 9), |e| {
                 matches!(e, FrameError::UnsupportedVersion { version: 9 })
             }),
-            ("unknown kind", with(&good, 3, 99), |e| matches!(e, FrameError::UnknownKind { kind: 99 })),
-            ("huge length", with(&good, 7, 0xFF), |e| matches!(e, FrameError::TooLong { .. })),
+            ("unknown kind", with(&good, 3, 99), |e| {
+                matches!(e, FrameError::UnknownKind { kind: 99 })
+            }),
+            ("huge length", with(&good, 7, 0xFF), |e| {
+                matches!(e, FrameError::TooLong { .. })
+            }),
             ("flipped payload", with(&good, 13, good[13] ^ 1), |e| {
                 matches!(e, FrameError::ChecksumMismatch { .. })
             }),

@@ -87,7 +87,12 @@ impl fmt::Display for FileId {
             FileKind::Store => "store",
             FileKind::Index => "index",
         };
-        write!(f, "{:0width$}.{extension}", self.base.0, width = NAME_DIGITS)
+        write!(
+            f,
+            "{:0width$}.{extension}",
+            self.base.0,
+            width = NAME_DIGITS
+        )
     }
 }
 
@@ -206,7 +211,13 @@ mod tests {
         assert_eq!(FileId::parse(&store.to_string()), Some(store));
         let index = FileId::index(LogIndex(u64::MAX));
         assert_eq!(FileId::parse(&index.to_string()), Some(index));
-        for foreign in ["42.store", "00000000000000000042.log", "0000000000000000004x.store", "README", ""] {
+        for foreign in [
+            "42.store",
+            "00000000000000000042.log",
+            "0000000000000000004x.store",
+            "README",
+            "",
+        ] {
             assert_eq!(FileId::parse(foreign), None, "{foreign}");
         }
     }

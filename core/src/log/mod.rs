@@ -1,2 +1,22 @@
 //! The log: segments of framed entries, as pure step functions.
+//!
+//! Owns the commit log's storage decisions: framing, indexing, roll-over,
+//! retention, truncation, group commit and recovery. It must never perform
+//! I/O: it emits [`disk::DiskOp`]s and learns of their completion.
+//!
+//! This log is also Raft's log: every entry has a Raft index and term, and
+//! only client records take a client offset, so offsets stay dense across
+//! leader changes.
+
+mod append;
 pub mod disk;
+pub mod entry;
+pub mod index;
+pub mod machine;
+pub mod read;
+pub mod recovery;
+pub mod scan;
+pub mod segment;
+mod truncate;
+
+pub use machine::{Appended, Input, Log, Output};

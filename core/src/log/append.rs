@@ -1,0 +1,262 @@
+//! Appending: framing entries, rolling segments over, and group commit.
+//!
+//! Owns the write path. It must never report an entry durable before the
+//! sync that covers it has completed, and never let a segment's store grow
+//! past the configured size while it holds an entry (one oversized entry may
+//! have a segment of its own).
+
+use bytes::Bytes;
+
+use crate::error::Error;
+use crate::ids::{LogIndex, Offset, Term};
+use crate::limits::{APPEND_BYTES_MAX, APPEND_ENTRIES_MAX, RECORD_BYTES_MAX};
+use crate::log::disk::{DiskOp, FileId};
+use crate::log::entry::{Entry, NewEntry, SegmentHeader};
+use crate::log::index::{self, Slot, SLOT_BYTES};
+use crate::log::machine::{Appended, Log, Output, Pending};
+use crate::log::segment::Segment;
+use crate::time::Instant;
+
+/// Frames and slots waiting to be written to the active segment.
+struct Batch {
+    frames: Vec<u8>,
+    slots: Vec<u8>,
+    position: u64,
+    first_relative: u64,
+}
+
+impl Log {
+    /// Appends entries, stamped with `now`, and returns where they landed.
+    /// They become durable with a later [`Output::Durable`].
+    pub fn append(&mut self, now: Instant, entries: Vec<NewEntry>) -> Result<Appended, Error> {
+        self.check_append(&entries)?;
+        let first = self.next_index();
+        let first_offset = self.next_offset();
+        let mut batch = self.start_batch();
+        for new in entries {
+            let entry = Entry {
+                index: self.next_index(),
+                term: new.term,
+                kind: new.kind,
+                offset: self.next_offset(),
+                time: now,
+                data: new.data,
+            };
+            let frame_len = entry.frame_len() as u64;
+            let active = self.active();
+            if active.entries > 0 && active.store_len + frame_len > self.config.segment_bytes {
+                self.flush(batch);
+                self.roll(now);
+                batch = self.start_batch();
+            }
+            self.push(&mut batch, &entry);
+        }
+        self.flush(batch);
+        self.request_sync();
+        self.apply_retention(now);
+        Ok(Appended {
+            first,
+            last: self.next_index().prev(),
+            first_offset,
+            end_offset: self.next_offset(),
+        })
+    }
+
+    fn check_append(&self, entries: &[NewEntry]) -> Result<(), Error> {
+        if let Some(error) = self.stopped {
+            return Err(Error::Stopped(error));
+        }
+        let bytes: u64 = entries.iter().map(|e| e.data.len() as u64).sum();
+        if entries.is_empty() || entries.len() > APPEND_ENTRIES_MAX || bytes > APPEND_BYTES_MAX {
+            return Err(Error::AppendOutOfBounds {
+                entries: entries.len(),
+                bytes,
+            });
+        }
+        let mut last = self.last_term();
+        for entry in entries {
+            if entry.data.len() > RECORD_BYTES_MAX as usize {
+                return Err(Error::RecordTooLarge {
+                    len: entry.data.len(),
+                    max: RECORD_BYTES_MAX,
+                });
+            }
+            if entry.term < last {
+                return Err(Error::TermRegressed {
+                    last,
+                    offered: entry.term,
+                });
+            }
+            last = entry.term;
+        }
+        Ok(())
+    }
+
+    fn start_batch(&self) -> Batch {
+        let active = self.active();
+        Batch {
+            frames: Vec::new(),
+            slots: Vec::new(),
+            position: active.store_len,
+            first_relative: active.entries,
+        }
+    }
+
+    /// Frames `entry` into the batch and adds it to the active segment.
+    fn push(&mut self, batch: &mut Batch, entry: &Entry) {
+        let active = self.active_mut();
+        assert_eq!(
+            entry.index,
+            active.next_index(),
+            "entries are appended densely"
+        );
+        let position = active.store_len;
+        let slot = Slot {
+            position: position as u32,
+            term: entry.term,
+            kind: entry.kind,
+        };
+        let before = batch.frames.len();
+        entry.encode(&mut batch.frames);
+        let frame_len = (batch.frames.len() - before) as u64;
+        batch
+            .slots
+            .extend_from_slice(&index::encode(active.entries as u32, slot));
+        active
+            .resident
+            .as_mut()
+            .expect("the active segment is resident")
+            .push(slot);
+        active.entries += 1;
+        active.store_len += frame_len;
+        active.last_term = entry.term;
+        active.last_time = active.last_time.max(entry.time);
+        if entry.kind.takes_offset() {
+            active.next_offset = active.next_offset.next();
+        }
+    }
+
+    /// Writes the batch's frames and slots to the active segment.
+    fn flush(&mut self, batch: Batch) {
+        if batch.frames.is_empty() {
+            return;
+        }
+        let base = self.active().base;
+        let store = DiskOp::Write {
+            file: FileId::store(base),
+            position: batch.position,
+            bytes: Bytes::from(batch.frames),
+        };
+        self.submit(store, Pending::Change);
+        let index = DiskOp::Write {
+            file: FileId::index(base),
+            position: batch.first_relative * SLOT_BYTES as u64,
+            bytes: Bytes::from(batch.slots),
+        };
+        self.submit(index, Pending::Change);
+    }
+
+    /// Seals the active segment and starts the next. The sealed index is cut
+    /// to its exact length and synced, and the sealed store synced, before
+    /// the new segment's files exist; the new store's header is durable
+    /// before its name is. So a crash leaves the new segment absent or
+    /// whole, and every sealed segment self-consistent.
+    fn roll(&mut self, now: Instant) {
+        let _ = now;
+        let sealed = self.active();
+        let (base, entries, last) = (sealed.base, sealed.entries, sealed.next_index().prev());
+        let (next, next_offset, last_term) =
+            (sealed.next_index(), sealed.next_offset, sealed.last_term);
+        let index = FileId::index(base);
+        self.submit(
+            DiskOp::Truncate {
+                file: index,
+                len: entries * SLOT_BYTES as u64,
+            },
+            Pending::Change,
+        );
+        self.submit(DiskOp::Sync { file: index }, Pending::Change);
+        self.submit(
+            DiskOp::Sync {
+                file: FileId::store(base),
+            },
+            Pending::SyncStore {
+                through: last,
+                group: false,
+                generation: self.generation,
+            },
+        );
+        self.create_segment(next, next_offset, last_term);
+        self.touch(base);
+    }
+
+    /// Creates a new, empty active segment.
+    pub(super) fn create_segment(&mut self, base: LogIndex, base_offset: Offset, prev_term: Term) {
+        let header = SegmentHeader {
+            base,
+            base_offset,
+            prev_term,
+        }
+        .encode();
+        let store = FileId::store(base);
+        let header_len = header.len() as u32;
+        self.submit(DiskOp::Create { file: store }, Pending::Change);
+        self.submit(
+            DiskOp::Write {
+                file: store,
+                position: 0,
+                bytes: Bytes::from(header),
+            },
+            Pending::Change,
+        );
+        self.submit(DiskOp::Sync { file: store }, Pending::Change);
+        self.submit(
+            DiskOp::Create {
+                file: FileId::index(base),
+            },
+            Pending::Change,
+        );
+        self.submit(DiskOp::SyncDir, Pending::Change);
+        self.segments
+            .push_back(Segment::empty(base, base_offset, prev_term, header_len));
+    }
+
+    /// Group commit: one sync in flight at a time; appends made meanwhile
+    /// wait for the next, which covers them all.
+    pub(super) fn request_sync(&mut self) {
+        if self.stopped.is_some() {
+            return;
+        }
+        if self.group_sync_inflight {
+            self.group_sync_wanted = true;
+            return;
+        }
+        let active = self.active();
+        let (file, through) = (FileId::store(active.base), active.next_index().prev());
+        self.group_sync_inflight = true;
+        let generation = self.generation;
+        self.submit(
+            DiskOp::Sync { file },
+            Pending::SyncStore {
+                through,
+                group: true,
+                generation,
+            },
+        );
+    }
+
+    pub(super) fn on_synced(&mut self, through: LogIndex, group: bool, generation: u64) {
+        // A truncation since the sync was issued may have replaced entries
+        // it covered: never call durable what it did not cover.
+        if generation == self.generation && through > self.durable {
+            self.durable = through;
+            self.outputs.push_back(Output::Durable { through });
+        }
+        if group {
+            self.group_sync_inflight = false;
+            if std::mem::take(&mut self.group_sync_wanted) {
+                self.request_sync();
+            }
+        }
+    }
+}

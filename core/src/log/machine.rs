@@ -1,0 +1,472 @@
+//! The log as a state machine: its state, its verbs and its invariants.
+//!
+//! Owns the in-memory state of the log and the queue of its effects. It must
+//! never perform I/O: every change to disk leaves as an [`Output::Disk`], and
+//! the log learns of completion through [`Input::Disk`].
+//!
+//! # Contract
+//! - Method kinds: getters take `&self`; `handle*` and the mutating verbs
+//!   (`append`, `read`, `truncate_*`, `reset`) queue outputs; `poll_*` drain.
+//! - After every mutation, drain [`Log::poll_output`] until `None`, perform
+//!   disk requests in order (see [`crate::log::disk`]), and report each
+//!   completion with [`Log::handle`]. Then read [`Log::poll_timeout`].
+//! - `now` never goes backwards. A spurious timeout is a no-op.
+//! - An append is durable only when an [`Output::Durable`] covering its last
+//!   index has been polled: that happens after the sync covering it has
+//!   completed, and one sync covers every append written before it (group
+//!   commit).
+//! - A failed write, sync, truncation, creation or deletion stops the log
+//!   (a failed sync is never retried: the data's state is unknown). A failed
+//!   read fails only that read.
+//!
+//! # Example
+//! The drive loop, over a disk kept in a map (the simulator's disk and the
+//! runtime's file driver do the same with crashes and with files).
+//! ```
+//! use std::collections::BTreeMap;
+//! use bytes::Bytes;
+//! use cairn_core::config::LogConfig;
+//! use cairn_core::ids::{ReadId, Term};
+//! use cairn_core::log::disk::{DiskOp, DiskOutcome, FileId};
+//! use cairn_core::log::entry::{EntryKind, NewEntry};
+//! use cairn_core::log::machine::{Input, Log, Output, ReadFrom};
+//! use cairn_core::log::recovery::Recovered;
+//! use cairn_core::time::Instant;
+//!
+//! fn perform(disk: &mut BTreeMap<FileId, Vec<u8>>, op: DiskOp) -> DiskOutcome {
+//!     match op {
+//!         DiskOp::Create { file } => { disk.insert(file, Vec::new()); }
+//!         DiskOp::Write { file, position, bytes } => {
+//!             let data = disk.get_mut(&file).unwrap();
+//!             let end = position as usize + bytes.len();
+//!             if data.len() < end { data.resize(end, 0); }
+//!             data[position as usize..end].copy_from_slice(&bytes);
+//!         }
+//!         DiskOp::Truncate { file, len } => disk.get_mut(&file).unwrap().resize(len as usize, 0),
+//!         DiskOp::Delete { file } => { disk.remove(&file); }
+//!         DiskOp::Read { file, position, len } => {
+//!             let data = &disk[&file];
+//!             let end = data.len().min((position + len) as usize);
+//!             return DiskOutcome::Read(Bytes::copy_from_slice(&data[position as usize..end]));
+//!         }
+//!         DiskOp::Sync { .. } | DiskOp::SyncDir => {}
+//!     }
+//!     DiskOutcome::Done
+//! }
+//!
+//! let now = Instant::ZERO;
+//! let mut disk = BTreeMap::new();
+//! let mut log = Log::new(LogConfig::default(), Recovered::default(), now).unwrap();
+//! let record = NewEntry { term: Term(1), kind: EntryKind::Record, data: Bytes::from_static(b"hi") };
+//! let appended = log.append(now, vec![record]).unwrap();
+//! log.read(ReadId(1), ReadFrom::Offset(appended.first_offset), 10, 1 << 20).unwrap();
+//! let (mut durable, mut read) = (false, None);
+//! while let Some(output) = log.poll_output() {
+//!     match output {
+//!         Output::Disk(request) => {
+//!             let outcome = perform(&mut disk, request.op);
+//!             log.handle(now, Input::Disk { io: request.io, result: Ok(outcome) });
+//!         }
+//!         Output::Durable { through } => durable = through >= appended.last,
+//!         Output::Read { result, .. } => read = Some(result.unwrap()),
+//!         _ => {}
+//!     }
+//! }
+//! assert!(durable);
+//! assert_eq!(&read.unwrap().entries[0].data[..], b"hi");
+//! ```
+
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::config::LogConfig;
+use crate::error::Error;
+use crate::ids::{IoId, LogIndex, Offset, ReadId, Term};
+use crate::limits::{INFLIGHT_IOS_MAX, PENDING_READS_MAX, RESIDENT_INDEXES_MAX};
+use crate::log::disk::{DiskError, DiskOp, DiskOutcome, DiskRequest};
+use crate::log::recovery::Recovered;
+use crate::log::scan::Damage;
+use crate::log::segment::Segment;
+use crate::time::Instant;
+
+pub use crate::log::read::{ReadBatch, ReadError, ReadFrom};
+
+/// What the driver tells the log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// A disk operation completed.
+    Disk {
+        /// The id of its request.
+        io: IoId,
+        /// What it returned.
+        result: Result<DiskOutcome, DiskError>,
+    },
+}
+
+/// What the log asks of its driver or tells its owner.
+#[must_use]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Perform this disk operation, then report its completion.
+    Disk(DiskRequest),
+    /// Every entry up to and including `through` is durable.
+    Durable {
+        /// The last durable entry.
+        through: LogIndex,
+    },
+    /// A read completed.
+    Read {
+        /// The read's id.
+        id: ReadId,
+        /// Its entries, or why there are none.
+        result: Result<ReadBatch, ReadError>,
+    },
+    /// Entries were found damaged; they are never served until repaired.
+    Damaged(Damage),
+    /// An index the owner asked for is now resident (see `truncate_suffix`).
+    IndexLoaded {
+        /// The segment.
+        base: LogIndex,
+    },
+    /// A disk operation the log depends on failed; the log has stopped.
+    Stopped(DiskError),
+}
+
+/// Where an append landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Appended {
+    /// The index of the first entry appended.
+    pub first: LogIndex,
+    /// The index of the last entry appended.
+    pub last: LogIndex,
+    /// The offset of the first record appended (if any record was).
+    pub first_offset: Offset,
+    /// The offset after the last record appended.
+    pub end_offset: Offset,
+}
+
+/// Why an operation is in flight, and what its completion means.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Pending {
+    /// A change to disk: its failure stops the log.
+    Change,
+    /// A sync of a store: on completion, entries through `through` are
+    /// durable, unless a truncation (a new `generation`) came in between.
+    /// `group` marks the group-commit sync (one at a time).
+    SyncStore {
+        through: LogIndex,
+        group: bool,
+        generation: u64,
+    },
+    /// A read of a segment's index file, to make it resident.
+    LoadIndex { base: LogIndex, generation: u64 },
+    /// A read of a whole store, to rebuild an index that failed its checks.
+    RebuildIndex { base: LogIndex, generation: u64 },
+    /// A read of entries for a read request.
+    ReadStore(crate::log::read::StoreRead),
+}
+
+/// The log.
+#[derive(Debug)]
+pub struct Log {
+    pub(super) config: LogConfig,
+    /// Oldest first; the last is the active segment, always resident.
+    pub(super) segments: VecDeque<Segment>,
+    /// Damaged runs by first index; never served.
+    pub(super) damaged: BTreeMap<LogIndex, Damage>,
+    pub(super) outputs: VecDeque<Output>,
+    pub(super) inflight: BTreeMap<IoId, Pending>,
+    pub(super) next_io: IoId,
+    /// The last durable entry.
+    pub(super) durable: LogIndex,
+    pub(super) group_sync_inflight: bool,
+    pub(super) group_sync_wanted: bool,
+    /// Reads waiting for an index to become resident, by segment.
+    pub(super) waiting: BTreeMap<LogIndex, Vec<crate::log::read::ReadRequest>>,
+    /// Bumped by every truncation, so reads planned before it start over.
+    pub(super) generation: u64,
+    /// Segment bases in order of last use, oldest first (resident, sealed).
+    pub(super) recently_used: VecDeque<LogIndex>,
+    pub(super) stopped: Option<DiskError>,
+    pub(super) reads_pending: usize,
+}
+
+impl Log {
+    /// A log over the state recovery found. Queues the recovery's repairs
+    /// first, then a sync of the active segment (what was found on disk may
+    /// not be durable yet), or the creation of a first segment.
+    pub fn new(config: LogConfig, recovered: Recovered, now: Instant) -> Result<Log, Error> {
+        config.validate()?;
+        let _ = now;
+        let mut log = Log {
+            config,
+            segments: recovered.segments.into_iter().collect(),
+            damaged: BTreeMap::new(),
+            outputs: VecDeque::new(),
+            inflight: BTreeMap::new(),
+            next_io: IoId(1),
+            durable: LogIndex(0),
+            group_sync_inflight: false,
+            group_sync_wanted: false,
+            waiting: BTreeMap::new(),
+            generation: 0,
+            recently_used: VecDeque::new(),
+            stopped: None,
+            reads_pending: 0,
+        };
+        for op in recovered.repairs {
+            log.submit(op, Pending::Change);
+        }
+        for damage in recovered.damaged {
+            log.damaged.insert(damage.first, damage);
+            log.outputs.push_back(Output::Damaged(damage));
+        }
+        match log.segments.back() {
+            None => log.create_segment(LogIndex(1), Offset(0), Term(0)),
+            Some(active) => {
+                log.durable = active.base.prev();
+                if active.entries > 0 {
+                    log.request_sync();
+                }
+            }
+        }
+        log.check_invariants();
+        Ok(log)
+    }
+
+    /// The index of the first retained entry.
+    pub fn first_index(&self) -> LogIndex {
+        self.front().base
+    }
+
+    /// The index the next appended entry will take.
+    pub fn next_index(&self) -> LogIndex {
+        self.active().next_index()
+    }
+
+    /// The offset of the first retained record.
+    pub fn first_offset(&self) -> Offset {
+        self.front().base_offset
+    }
+
+    /// The offset the next appended record will take.
+    pub fn next_offset(&self) -> Offset {
+        self.active().next_offset
+    }
+
+    /// The term of the last entry (or, if the log is empty, of the entry
+    /// before its first).
+    pub fn last_term(&self) -> Term {
+        self.active().last_term
+    }
+
+    /// The last durable entry (`first_index - 1` if none is).
+    pub fn durable_index(&self) -> LogIndex {
+        self.durable
+    }
+
+    /// The term of `index`, if it is known without reading (the entry before
+    /// the first, the last of each segment, or any entry of a resident
+    /// segment), and the entry is not damaged.
+    pub fn term(&self, index: LogIndex) -> Option<Term> {
+        if self.damage_at(index).is_some() {
+            return None;
+        }
+        let position = self.segments.partition_point(|s| s.next_index() <= index);
+        let segment = self.segments.get(position)?;
+        if index < segment.base.prev() {
+            return None;
+        }
+        segment.term(index)
+    }
+
+    /// Damaged runs not yet repaired, in order.
+    pub fn damaged(&self) -> impl Iterator<Item = &Damage> {
+        self.damaged.values()
+    }
+
+    /// Bytes held in store files.
+    pub fn store_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.store_len).sum()
+    }
+
+    /// Segments held.
+    pub fn segment_count(&self) -> usize {
+        self.segments.len()
+    }
+
+    /// Whether a disk failure has stopped the log.
+    pub fn stopped(&self) -> Option<DiskError> {
+        self.stopped
+    }
+
+    /// Takes in one input.
+    pub fn handle(&mut self, now: Instant, input: Input) {
+        match input {
+            Input::Disk { io, result } => self.on_disk(now, io, result),
+        }
+    }
+
+    /// Applies retention by age, if a segment has expired.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.apply_retention(now);
+    }
+
+    /// The next effect, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When the log next wants `handle_timeout`: the oldest sealed
+    /// segment's expiry, if retention by age is on.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let age = self.config.retention_age?;
+        if self.segments.len() < 2 {
+            return None;
+        }
+        Some(self.front().last_time + age)
+    }
+
+    fn on_disk(&mut self, now: Instant, io: IoId, result: Result<DiskOutcome, DiskError>) {
+        let Some(pending) = self.inflight.remove(&io) else {
+            panic!("completion of {io}, which is not in flight");
+        };
+        match (pending, result) {
+            (Pending::ReadStore(read), result) => self.on_store_read(now, read, result),
+            (Pending::LoadIndex { base, generation }, result) => {
+                self.on_index_loaded(now, base, generation, result)
+            }
+            (Pending::RebuildIndex { base, generation }, result) => {
+                self.on_index_rebuilt(now, base, generation, result)
+            }
+            (_, Err(error)) => self.stop(error),
+            (
+                Pending::SyncStore {
+                    through,
+                    group,
+                    generation,
+                },
+                Ok(_),
+            ) => self.on_synced(through, group, generation),
+            (Pending::Change, Ok(_)) => {}
+        }
+    }
+
+    pub(super) fn stop(&mut self, error: DiskError) {
+        if self.stopped.is_none() {
+            self.stopped = Some(error);
+            self.outputs.push_back(Output::Stopped(error));
+        }
+    }
+
+    /// Queues a disk operation.
+    pub(super) fn submit(&mut self, op: DiskOp, pending: Pending) -> IoId {
+        let io = self.next_io;
+        self.next_io = io.next();
+        assert!(
+            self.inflight.len() < INFLIGHT_IOS_MAX,
+            "disk operations in flight exceed INFLIGHT_IOS_MAX"
+        );
+        self.inflight.insert(io, pending);
+        self.outputs.push_back(Output::Disk(DiskRequest { io, op }));
+        io
+    }
+
+    pub(super) fn front(&self) -> &Segment {
+        self.segments
+            .front()
+            .expect("the log always holds a segment")
+    }
+
+    pub(super) fn active(&self) -> &Segment {
+        self.segments
+            .back()
+            .expect("the log always holds a segment")
+    }
+
+    pub(super) fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .back_mut()
+            .expect("the log always holds a segment")
+    }
+
+    /// The position in `segments` of the segment holding `index`.
+    pub(super) fn segment_of(&self, index: LogIndex) -> Option<usize> {
+        let position = self.segments.partition_point(|s| s.next_index() <= index);
+        let segment = self.segments.get(position)?;
+        segment.contains(index).then_some(position)
+    }
+
+    /// The damaged run holding `index`, if any.
+    pub(super) fn damage_at(&self, index: LogIndex) -> Option<Damage> {
+        let (_, damage) = self.damaged.range(..=index).next_back()?;
+        (index < damage.end).then_some(*damage)
+    }
+
+    /// Marks `base` as just used, evicting the least recently used sealed
+    /// index beyond `RESIDENT_INDEXES_MAX`.
+    pub(super) fn touch(&mut self, base: LogIndex) {
+        self.recently_used.retain(|&b| b != base);
+        self.recently_used.push_back(base);
+        while self.recently_used.len() > RESIDENT_INDEXES_MAX {
+            let evicted = self.recently_used.pop_front().expect("non-empty");
+            let active = self.active().base;
+            if let Some(position) = self
+                .segments
+                .iter()
+                .position(|s| s.base == evicted && s.base != active)
+            {
+                self.segments[position].resident = None;
+            }
+        }
+    }
+
+    /// Checks every invariant of the log. Run by the simulator after every
+    /// step; cheap enough for tests, too slow for a hot path.
+    pub fn check_invariants(&self) {
+        assert!(!self.segments.is_empty(), "the log always holds a segment");
+        assert!(
+            self.active().resident.is_some(),
+            "the active segment is resident"
+        );
+        for segment in &self.segments {
+            segment.check_invariants();
+        }
+        for pair in self.segments.iter().collect::<Vec<_>>().windows(2) {
+            let (a, b) = (pair[0], pair[1]);
+            assert!(a.entries > 0, "only the active segment may be empty");
+            assert!(a.next_index() <= b.base, "segments do not overlap");
+            assert!(
+                a.next_offset <= b.base_offset,
+                "offsets do not fall between segments"
+            );
+            if a.next_index() < b.base {
+                let hole = self
+                    .damage_at(a.next_index())
+                    .expect("a hole between segments is damage");
+                assert!(hole.end >= b.base, "the damage covers the whole hole");
+            }
+        }
+        assert!(
+            self.durable < self.next_index(),
+            "nothing past the end is durable"
+        );
+        assert!(self.reads_pending <= PENDING_READS_MAX);
+        let resident_sealed = self
+            .segments
+            .iter()
+            .rev()
+            .skip(1)
+            .filter(|s| s.resident.is_some())
+            .count();
+        assert!(
+            resident_sealed <= RESIDENT_INDEXES_MAX,
+            "resident sealed indexes are bounded"
+        );
+        if self.stopped.is_none() {
+            assert!(
+                !self.group_sync_wanted || self.group_sync_inflight,
+                "a wanted sync waits only on one in flight"
+            );
+        }
+    }
+}

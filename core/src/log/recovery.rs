@@ -1,0 +1,407 @@
+//! Recovery: from the files found on disk to the log's valid state.
+//!
+//! Owns the decision of what survived a crash. It is a pure function: given
+//! file names and bytes, it returns the segments, the damaged runs and the
+//! repairs to perform (truncate a torn tail, rebuild an index, remove the
+//! debris of an interrupted roll-over or deletion). It must never truncate
+//! anything but a torn tail of the last segment, and never trust an index
+//! past the first slot that fails its checks.
+//!
+//! It reads only what it needs, so a driver may pass memory maps: a sealed
+//! segment costs its header frame, its last index slot and its last frame;
+//! the active segment costs its index and whatever tail the index does not
+//! cover. A clean restart therefore never reads the whole log.
+
+use std::collections::BTreeMap;
+
+use crate::error::Error;
+use crate::ids::{LogIndex, Offset, Term};
+use crate::log::disk::{DiskOp, FileId, FileKind, FoundFile};
+use crate::log::entry::{EntryMeta, SegmentHeader};
+use crate::log::index::{self, Slot, SLOT_BYTES};
+use crate::log::scan::{self, Cursor, Damage};
+use crate::log::segment::{Resident, Segment};
+use crate::time::Instant;
+
+/// What recovery found and decided.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Recovered {
+    /// The segments, oldest first. The last one's index is resident.
+    pub segments: Vec<Segment>,
+    /// Runs of entries whose bytes are damaged or missing.
+    pub damaged: Vec<Damage>,
+    /// Operations to perform, in order, before anything else.
+    pub repairs: Vec<DiskOp>,
+    /// What was found, for logs and tests.
+    pub notes: Vec<Note>,
+}
+
+/// One observation made during recovery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Note {
+    /// A file whose name the log does not own; left alone.
+    ForeignFile(String),
+    /// An index without its store; removed.
+    DanglingIndex(LogIndex),
+    /// A last segment with no valid header or entry (a roll-over cut short
+    /// before its files were durable); removed.
+    IncompleteSegment(LogIndex),
+    /// A segment whose header frame is damaged; its entries were scanned.
+    DamagedHeader(LogIndex),
+    /// Bytes at the end of the last segment holding no valid frame; cut.
+    TornTail {
+        /// The segment.
+        base: LogIndex,
+        /// Bytes cut.
+        bytes: u64,
+    },
+    /// An index rebuilt from its store.
+    IndexRebuilt(LogIndex),
+    /// Bytes at the end of a sealed segment holding no valid frame; kept,
+    /// and the entries they held reported damaged.
+    SealedTailDamaged(LogIndex),
+}
+
+/// A store found on disk: its base, its bytes, and its index's bytes.
+type FoundStore<'a> = (LogIndex, &'a [u8], Option<&'a [u8]>);
+
+struct Files<'a> {
+    store: Option<&'a [u8]>,
+    index: Option<&'a [u8]>,
+}
+
+/// Recovers the log from the files found in its directory.
+pub fn recover(files: &[FoundFile<'_>]) -> Result<Recovered, Error> {
+    let mut recovered = Recovered::default();
+    let mut segments: BTreeMap<LogIndex, Files<'_>> = BTreeMap::new();
+    for file in files {
+        let Some(id) = FileId::parse(file.name) else {
+            recovered
+                .notes
+                .push(Note::ForeignFile(file.name.to_owned()));
+            continue;
+        };
+        let entry = segments.entry(id.base).or_insert(Files {
+            store: None,
+            index: None,
+        });
+        match id.kind {
+            FileKind::Store => entry.store = Some(file.bytes),
+            FileKind::Index => entry.index = Some(file.bytes),
+        }
+    }
+    let mut stores: Vec<FoundStore<'_>> = Vec::new();
+    for (base, files) in &segments {
+        match files.store {
+            Some(store) => stores.push((*base, store, files.index)),
+            None => recovered.remove_dangling_index(*base),
+        }
+    }
+    recovered.drop_incomplete_tail(&mut stores);
+    let last = stores.len().saturating_sub(1);
+    for (position, &(base, store, index)) in stores.iter().enumerate() {
+        let previous = recovered.segments.last().cloned();
+        let segment = if position == last {
+            recovered.recover_active(base, store, index, previous.as_ref())
+        } else {
+            recovered.recover_sealed(base, store, index, previous.as_ref())
+        };
+        recovered.join(segment)?;
+    }
+    if recovered
+        .repairs
+        .iter()
+        .any(|op| matches!(op, DiskOp::Delete { .. } | DiskOp::Create { .. }))
+    {
+        recovered.repairs.push(DiskOp::SyncDir);
+    }
+    Ok(recovered)
+}
+
+impl Recovered {
+    fn remove_dangling_index(&mut self, base: LogIndex) {
+        self.notes.push(Note::DanglingIndex(base));
+        self.repairs.push(DiskOp::Delete {
+            file: FileId::index(base),
+        });
+    }
+
+    /// Removes trailing segments that hold no valid header and no entry: a
+    /// roll-over whose new files were cut short by a crash. Nothing in them
+    /// was ever acknowledged, since appends to a new segment are made
+    /// durable only after its header and directory entry are.
+    fn drop_incomplete_tail(&mut self, stores: &mut Vec<FoundStore<'_>>) {
+        while let Some(&(base, store, index)) = stores.last() {
+            let header_ok = matches!(SegmentHeader::decode(store), Ok((h, _)) if h.base == base);
+            if header_ok || first_entry(store, base).is_some() {
+                return;
+            }
+            stores.pop();
+            self.notes.push(Note::IncompleteSegment(base));
+            self.repairs.push(DiskOp::Delete {
+                file: FileId::store(base),
+            });
+            if index.is_some() {
+                self.repairs.push(DiskOp::Delete {
+                    file: FileId::index(base),
+                });
+            }
+        }
+    }
+
+    /// A sealed segment: trusted in O(1) when its header, last index slot
+    /// and last frame agree with its length; otherwise scanned whole.
+    fn recover_sealed(
+        &mut self,
+        base: LogIndex,
+        store: &[u8],
+        index: Option<&[u8]>,
+        previous: Option<&Segment>,
+    ) -> Segment {
+        if let Some(segment) = index.and_then(|index| sealed_fast_path(base, store, index)) {
+            return segment;
+        }
+        let (mut segment, scan) = self.scan_segment(base, store, previous);
+        if scan.torn_bytes > 0 {
+            // Not the tail of the log: what those bytes held is damage, kept
+            // for repair from peers, never cut.
+            self.notes.push(Note::SealedTailDamaged(base));
+        }
+        segment.resident = None;
+        segment
+    }
+
+    /// The last segment: its index loaded and kept resident, the tail the
+    /// index does not cover scanned, and a torn tail cut.
+    fn recover_active(
+        &mut self,
+        base: LogIndex,
+        store: &[u8],
+        index: Option<&[u8]>,
+        previous: Option<&Segment>,
+    ) -> Segment {
+        let Some((header, header_len)) = header_of(base, store) else {
+            let (segment, scan) = self.scan_segment(base, store, previous);
+            self.cut_torn_tail(base, &scan);
+            return segment;
+        };
+        let mut segment = Segment::empty(base, header.base_offset, header.prev_term, header_len);
+        let index = index.unwrap_or(&[]);
+        let mut slots = index::valid_prefix(index, header_len, store.len() as u64);
+        let cursor = match trusted_end(&segment, store, &slots) {
+            Some(cursor) => cursor,
+            None => {
+                slots.clear();
+                start_cursor(&segment)
+            }
+        };
+        let scanned = scan::scan(store, cursor);
+        let index_clean =
+            scanned.slots.is_empty() && index[slots.len() * SLOT_BYTES..].iter().all(|&b| b == 0);
+        if !index_clean {
+            self.rewrite_index(base, slots.len(), &scanned.slots);
+        }
+        slots.extend_from_slice(&scanned.slots);
+        self.cut_torn_tail(base, &scanned);
+        fill(&mut segment, slots, &scanned);
+        self.damaged.extend_from_slice(&scanned.damaged);
+        segment
+    }
+
+    /// Scans a whole segment from its header (or, if the header is damaged,
+    /// from where the previous segment leaves off) and rebuilds its index.
+    fn scan_segment(
+        &mut self,
+        base: LogIndex,
+        store: &[u8],
+        previous: Option<&Segment>,
+    ) -> (Segment, scan::Scan) {
+        let mut segment = match header_of(base, store) {
+            Some((header, len)) => Segment::empty(base, header.base_offset, header.prev_term, len),
+            None => {
+                self.notes.push(Note::DamagedHeader(base));
+                headerless(base, store, previous)
+            }
+        };
+        let scan = scan::scan(store, start_cursor(&segment));
+        self.rewrite_index(base, 0, &scan.slots);
+        fill(&mut segment, scan.slots.clone(), &scan);
+        self.damaged.extend_from_slice(&scan.damaged);
+        (segment, scan)
+    }
+
+    fn rewrite_index(&mut self, base: LogIndex, keep: usize, slots: &[Slot]) {
+        let file = FileId::index(base);
+        if keep == 0 {
+            self.notes.push(Note::IndexRebuilt(base));
+        }
+        self.repairs.push(DiskOp::Truncate {
+            file,
+            len: (keep * SLOT_BYTES) as u64,
+        });
+        if !slots.is_empty() {
+            let bytes: Vec<u8> = slots
+                .iter()
+                .enumerate()
+                .flat_map(|(n, slot)| index::encode((keep + n) as u32, *slot))
+                .collect();
+            let position = (keep * SLOT_BYTES) as u64;
+            self.repairs.push(DiskOp::Write {
+                file,
+                position,
+                bytes: bytes.into(),
+            });
+        }
+        self.repairs.push(DiskOp::Sync { file });
+    }
+
+    fn cut_torn_tail(&mut self, base: LogIndex, scan: &scan::Scan) {
+        if scan.torn_bytes == 0 {
+            return;
+        }
+        self.notes.push(Note::TornTail {
+            base,
+            bytes: scan.torn_bytes,
+        });
+        let file = FileId::store(base);
+        self.repairs.push(DiskOp::Truncate {
+            file,
+            len: scan.end.position,
+        });
+        self.repairs.push(DiskOp::Sync { file });
+    }
+
+    /// Appends `segment` after the previous one; a hole between them is
+    /// damage, an overlap is a directory no crash could have produced.
+    fn join(&mut self, segment: Segment) -> Result<(), Error> {
+        if let Some(previous) = self.segments.last() {
+            let overlap = segment.base < previous.next_index();
+            let offsets_fall = segment.base_offset < previous.next_offset;
+            if overlap || offsets_fall {
+                return Err(Error::InconsistentFiles {
+                    base: segment.base,
+                    reason: "segment overlaps the one before it",
+                });
+            }
+            if segment.base > previous.next_index() {
+                self.damaged.push(Damage {
+                    first: previous.next_index(),
+                    end: segment.base,
+                    first_offset: previous.next_offset,
+                    end_offset: segment.base_offset,
+                });
+            }
+        }
+        self.segments.push(segment);
+        Ok(())
+    }
+}
+
+fn header_of(base: LogIndex, store: &[u8]) -> Option<(SegmentHeader, u32)> {
+    match SegmentHeader::decode(store) {
+        Ok((header, len)) if header.base == base => Some((header, len as u32)),
+        _ => None,
+    }
+}
+
+/// The first valid entry frame with an index at or after `base`, anywhere
+/// in `store`.
+fn first_entry(store: &[u8], base: LogIndex) -> Option<EntryMeta> {
+    let magic = cairn_proto::frame::FRAME_MAGIC;
+    store
+        .windows(2)
+        .enumerate()
+        .filter(|(_, pair)| *pair == magic)
+        .filter_map(|(position, _)| EntryMeta::decode(&store[position..]).ok())
+        .find(|(meta, _)| meta.index >= base)
+        .map(|(meta, _)| meta)
+}
+
+/// A segment whose header is damaged: its bounds come from the segment
+/// before it, or else from its first valid entry.
+fn headerless(base: LogIndex, store: &[u8], previous: Option<&Segment>) -> Segment {
+    let (base_offset, prev_term) = match (previous, first_entry(store, base)) {
+        (Some(previous), _) => (previous.next_offset, previous.last_term),
+        (None, Some(meta)) => (
+            Offset(meta.offset.0.saturating_sub(meta.index.0 - base.0)),
+            meta.term,
+        ),
+        (None, None) => (Offset(0), Term(0)),
+    };
+    Segment::empty(base, base_offset, prev_term, 0)
+}
+
+fn start_cursor(segment: &Segment) -> Cursor {
+    Cursor {
+        position: segment.store_len,
+        next_index: segment.base,
+        next_offset: segment.base_offset,
+        last_term: segment.prev_term,
+        last_time: Instant::ZERO,
+    }
+}
+
+/// Where the entries covered by `slots` end, if the last slot's frame is the
+/// entry it claims to be.
+fn trusted_end(segment: &Segment, store: &[u8], slots: &[Slot]) -> Option<Cursor> {
+    let Some(last) = slots.last() else {
+        return Some(start_cursor(segment));
+    };
+    let index = segment.base.plus(slots.len() as u64 - 1);
+    let (meta, frame_len) = EntryMeta::decode(&store[last.position as usize..]).ok()?;
+    if meta.index != index || meta.term != last.term || meta.kind != last.kind {
+        return None;
+    }
+    Some(Cursor {
+        position: u64::from(last.position) + frame_len as u64,
+        next_index: index.next(),
+        next_offset: if meta.kind.takes_offset() {
+            meta.offset.next()
+        } else {
+            meta.offset
+        },
+        last_term: meta.term,
+        last_time: meta.time,
+    })
+}
+
+fn fill(segment: &mut Segment, slots: Vec<Slot>, scan: &scan::Scan) {
+    segment.entries = slots.len() as u64;
+    segment.store_len = scan.end.position;
+    segment.last_term = scan.end.last_term;
+    segment.next_offset = scan.end.next_offset;
+    segment.last_time = scan.end.last_time;
+    segment.resident = Some(Resident::from_slots(slots));
+}
+
+/// A sealed segment whose files agree with each other, read in O(1).
+fn sealed_fast_path(base: LogIndex, store: &[u8], index: &[u8]) -> Option<Segment> {
+    let (header, header_len) = header_of(base, store)?;
+    if !index.len().is_multiple_of(SLOT_BYTES) || index.is_empty() {
+        return None;
+    }
+    let count = index.len() / SLOT_BYTES;
+    let last = index::decode((count - 1) as u32, &index[index.len() - SLOT_BYTES..])?;
+    let (meta, frame_len) = EntryMeta::decode(store.get(last.position as usize..)?).ok()?;
+    let last_index = base.plus(count as u64 - 1);
+    let consistent = meta.index == last_index
+        && meta.term == last.term
+        && meta.kind == last.kind
+        && last.position as usize + frame_len == store.len()
+        && last.position >= header_len;
+    if !consistent {
+        return None;
+    }
+    let mut segment = Segment::empty(base, header.base_offset, header.prev_term, header_len);
+    segment.entries = count as u64;
+    segment.store_len = store.len() as u64;
+    segment.last_term = meta.term;
+    segment.next_offset = if meta.kind.takes_offset() {
+        meta.offset.next()
+    } else {
+        meta.offset
+    };
+    segment.last_time = meta.time;
+    segment.resident = None;
+    Some(segment)
+}

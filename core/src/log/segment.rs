@@ -1,0 +1,259 @@
+//! One segment as the log holds it in memory.
+//!
+//! Owns what the log knows of a segment without reading it: where it starts,
+//! how long it is, its last term, offset and time, and — when resident — its
+//! index. It must never guess: a question about an entry whose index is not
+//! resident is answered `None`, and the log loads the index first.
+
+use crate::ids::{LogIndex, Offset, Term};
+use crate::log::entry::EntryKind;
+use crate::log::index::Slot;
+use crate::time::Instant;
+
+/// A segment's index, held in memory.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Resident {
+    /// One slot per entry, by relative number.
+    pub slots: Vec<Slot>,
+    /// Relative numbers of the entries that take no client offset, ascending.
+    pub gaps: Vec<u32>,
+}
+
+impl Resident {
+    /// Builds the gap list from the slots.
+    pub fn from_slots(slots: Vec<Slot>) -> Resident {
+        let gaps = slots
+            .iter()
+            .enumerate()
+            .filter(|(_, slot)| !slot.kind.takes_offset())
+            .map(|(relative, _)| relative as u32)
+            .collect();
+        Resident { slots, gaps }
+    }
+
+    /// Adds the slot of the next entry.
+    pub fn push(&mut self, slot: Slot) {
+        if !slot.kind.takes_offset() {
+            self.gaps.push(self.slots.len() as u32);
+        }
+        self.slots.push(slot);
+    }
+
+    /// Keeps the first `len` slots.
+    pub fn truncate(&mut self, len: usize) {
+        self.slots.truncate(len);
+        let keep = self.gaps.partition_point(|&gap| (gap as usize) < len);
+        self.gaps.truncate(keep);
+    }
+
+    /// Entries before relative number `relative` that take no offset.
+    fn gaps_before(&self, relative: u64) -> u64 {
+        self.gaps.partition_point(|&gap| u64::from(gap) < relative) as u64
+    }
+}
+
+/// A segment: its bounds always, its index when resident.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Segment {
+    /// The index of its first entry; its files are named by it.
+    pub base: LogIndex,
+    /// The client offset its first record takes.
+    pub base_offset: Offset,
+    /// The term of the entry before `base`.
+    pub prev_term: Term,
+    /// Bytes of the store's header frame; entries start there.
+    pub header_len: u32,
+    /// Entries it holds.
+    pub entries: u64,
+    /// Bytes of the store in use: the end of its last entry's frame.
+    pub store_len: u64,
+    /// The term of its last entry (`prev_term` if it holds none).
+    pub last_term: Term,
+    /// The offset the record after its last entry takes.
+    pub next_offset: Offset,
+    /// When its newest entry was appended (`Instant::ZERO` if none).
+    pub last_time: Instant,
+    /// Its index, when held in memory.
+    pub resident: Option<Resident>,
+}
+
+impl Segment {
+    /// An empty segment whose header frame takes `header_len` bytes.
+    pub fn empty(base: LogIndex, base_offset: Offset, prev_term: Term, header_len: u32) -> Segment {
+        Segment {
+            base,
+            base_offset,
+            prev_term,
+            header_len,
+            entries: 0,
+            store_len: u64::from(header_len),
+            last_term: prev_term,
+            next_offset: base_offset,
+            last_time: Instant::ZERO,
+            resident: Some(Resident::default()),
+        }
+    }
+
+    /// The index after its last entry.
+    pub fn next_index(&self) -> LogIndex {
+        self.base.plus(self.entries)
+    }
+
+    /// Whether `index` is one of its entries.
+    pub fn contains(&self, index: LogIndex) -> bool {
+        self.base <= index && index < self.next_index()
+    }
+
+    /// Whether a record at `offset` would be one of its entries.
+    pub fn contains_offset(&self, offset: Offset) -> bool {
+        self.base_offset <= offset && offset < self.next_offset
+    }
+
+    /// The relative number of `index`, which must be one of its entries.
+    pub fn relative(&self, index: LogIndex) -> u64 {
+        assert!(
+            self.contains(index),
+            "{index} is not in segment {}",
+            self.base
+        );
+        index.0 - self.base.0
+    }
+
+    /// The slot of `index`, if resident.
+    pub fn slot(&self, index: LogIndex) -> Option<Slot> {
+        let relative = self.relative(index) as usize;
+        self.resident
+            .as_ref()
+            .map(|resident| resident.slots[relative])
+    }
+
+    /// Byte range of `index`'s frame in the store, if resident.
+    pub fn frame_range(&self, index: LogIndex) -> Option<(u64, u64)> {
+        let resident = self.resident.as_ref()?;
+        let relative = self.relative(index) as usize;
+        let start = u64::from(resident.slots[relative].position);
+        let end = match resident.slots.get(relative + 1) {
+            Some(next) => u64::from(next.position),
+            None => self.store_len,
+        };
+        Some((start, end))
+    }
+
+    /// The term of `index`, if known without reading the store.
+    pub fn term(&self, index: LogIndex) -> Option<Term> {
+        if index.next() == self.base {
+            return Some(self.prev_term);
+        }
+        if index.next() == self.next_index() {
+            return Some(self.last_term);
+        }
+        self.slot(index).map(|slot| slot.term)
+    }
+
+    /// The client offset of `index` (for Raft's own entries, the next
+    /// record's), if resident.
+    pub fn offset(&self, index: LogIndex) -> Option<Offset> {
+        let resident = self.resident.as_ref()?;
+        let relative = self.relative(index);
+        Some(
+            self.base_offset
+                .plus(relative - resident.gaps_before(relative)),
+        )
+    }
+
+    /// The index of the record at `offset`, if resident. The offset must be
+    /// one of the segment's records.
+    pub fn index_of_offset(&self, offset: Offset) -> Option<LogIndex> {
+        assert!(
+            self.contains_offset(offset),
+            "{offset} is not in segment {}",
+            self.base
+        );
+        let resident = self.resident.as_ref()?;
+        let mut relative = offset.0 - self.base_offset.0;
+        for &gap in &resident.gaps {
+            if u64::from(gap) <= relative {
+                relative += 1;
+            } else {
+                break;
+            }
+        }
+        debug_assert!(resident.slots[relative as usize].kind == EntryKind::Record);
+        Some(self.base.plus(relative))
+    }
+
+    /// Checks the segment's own invariants.
+    pub fn check_invariants(&self) {
+        assert!(self.store_len >= u64::from(self.header_len));
+        assert!(self.last_term >= self.prev_term);
+        assert!(self.next_offset.0 - self.base_offset.0 <= self.entries);
+        if self.entries == 0 {
+            assert_eq!(self.store_len, u64::from(self.header_len));
+            assert_eq!(self.next_offset, self.base_offset);
+        }
+        let Some(resident) = &self.resident else {
+            return;
+        };
+        assert_eq!(resident.slots.len() as u64, self.entries);
+        let records = self.entries - resident.gaps.len() as u64;
+        assert_eq!(self.base_offset.plus(records), self.next_offset);
+        if let Some(last) = resident.slots.last() {
+            assert_eq!(last.term, self.last_term);
+            assert!(u64::from(last.position) < self.store_len);
+        }
+        for pair in resident.slots.windows(2) {
+            assert!(pair[0].position < pair[1].position, "positions grow");
+            assert!(pair[0].term <= pair[1].term, "terms never fall");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(position: u32, kind: EntryKind) -> Slot {
+        Slot {
+            position,
+            term: Term(1),
+            kind,
+        }
+    }
+
+    // Goal: offsets skip Raft's own entries, in both directions.
+    #[test]
+    fn offsets_skip_raft_entries() {
+        let mut segment = Segment::empty(LogIndex(10), Offset(100), Term(1), 20);
+        let kinds = [
+            EntryKind::Record,
+            EntryKind::Noop,
+            EntryKind::Record,
+            EntryKind::Config,
+            EntryKind::Record,
+        ];
+        for (i, kind) in kinds.into_iter().enumerate() {
+            segment
+                .resident
+                .as_mut()
+                .unwrap()
+                .push(slot(20 + 10 * i as u32, kind));
+            segment.entries += 1;
+            segment.store_len += 10;
+            if kind.takes_offset() {
+                segment.next_offset = segment.next_offset.next();
+            }
+        }
+        segment.check_invariants();
+        let offsets: Vec<u64> = (10..15)
+            .map(|i| segment.offset(LogIndex(i)).unwrap().0)
+            .collect();
+        assert_eq!(offsets, [100, 101, 101, 102, 102]);
+        let indexes: Vec<u64> = (100..103)
+            .map(|o| segment.index_of_offset(Offset(o)).unwrap().0)
+            .collect();
+        assert_eq!(indexes, [10, 12, 14]);
+        assert_eq!(segment.frame_range(LogIndex(14)), Some((60, 70)));
+        segment.resident.as_mut().unwrap().truncate(2);
+        assert_eq!(segment.resident.as_ref().unwrap().gaps, [1]);
+    }
+}

@@ -1,0 +1,226 @@
+//! Removing entries: a suffix (Raft's conflicts), a prefix (snapshots),
+//! whole old segments (retention), or everything (installing a snapshot).
+//!
+//! Owns the shrinking of the log. It must never let the first retained index
+//! go backwards, never leave a hole, and never let a truncation be overtaken
+//! on disk by the appends that follow it: a suffix truncation is synced
+//! before anything is written after it.
+
+use crate::error::Error;
+use crate::ids::{LogIndex, Offset, Term};
+use crate::log::disk::{DiskOp, FileId};
+use crate::log::index::SLOT_BYTES;
+use crate::log::machine::{Log, Pending};
+use crate::time::Instant;
+
+impl Log {
+    /// Removes every entry after `after`. `after` may be the entry before
+    /// the first retained one, which empties the log.
+    ///
+    /// If the segment holding `after` is sealed and its index is not
+    /// resident, nothing changes: its index starts loading, this returns
+    /// [`Error::IndexNotResident`], and the owner retries once
+    /// `Output::IndexLoaded` names that segment.
+    pub fn truncate_suffix(&mut self, after: LogIndex) -> Result<(), Error> {
+        if let Some(error) = self.stopped {
+            return Err(Error::Stopped(error));
+        }
+        let (first, next) = (self.first_index(), self.next_index());
+        if after.next() < first || after >= next {
+            return Err(Error::TruncateOutOfRange {
+                index: after,
+                first,
+                next,
+            });
+        }
+        let keep = self
+            .segments
+            .partition_point(|s| s.base <= after.next())
+            .max(1);
+        let target = &self.segments[keep - 1];
+        if target.resident.is_none() {
+            let base = target.base;
+            if let std::collections::btree_map::Entry::Vacant(slot) = self.waiting.entry(base) {
+                slot.insert(Vec::new());
+                self.load_index(base);
+            }
+            return Err(Error::IndexNotResident { base });
+        }
+        self.generation += 1;
+        let deleting = self.segments.len() > keep;
+        while self.segments.len() > keep {
+            let segment = self.segments.pop_back().expect("more than `keep`");
+            self.delete_files(segment.base);
+        }
+        if deleting {
+            self.submit(DiskOp::SyncDir, Pending::Change);
+        }
+        self.cut_active(after);
+        self.durable = self.durable.min(after);
+        let doomed: Vec<LogIndex> = self
+            .damaged
+            .range(after.next()..)
+            .map(|(first, _)| *first)
+            .collect();
+        for first in doomed {
+            self.damaged.remove(&first);
+        }
+        if let Some((_, damage)) = self.damaged.range_mut(..=after).next_back() {
+            damage.end = damage.end.min(after.next());
+        }
+        let active = self.active().base;
+        self.recently_used.retain(|&base| base != active);
+        Ok(())
+    }
+
+    /// Cuts the (now last) segment after `after`, durably.
+    fn cut_active(&mut self, after: LogIndex) {
+        let active = self.active_mut();
+        let keep = after.next().0 - active.base.0;
+        if keep == active.entries {
+            return;
+        }
+        let cut = active.frame_range(after.next()).expect("resident").0;
+        let term = if keep == 0 {
+            active.prev_term
+        } else {
+            active.slot(after).expect("resident").term
+        };
+        let next_offset = active.offset(after.next()).expect("resident");
+        active.entries = keep;
+        active.store_len = cut;
+        active.last_term = term;
+        active.next_offset = next_offset;
+        active
+            .resident
+            .as_mut()
+            .expect("resident")
+            .truncate(keep as usize);
+        let base = active.base;
+        let (store, index) = (FileId::store(base), FileId::index(base));
+        self.submit(
+            DiskOp::Truncate {
+                file: store,
+                len: cut,
+            },
+            Pending::Change,
+        );
+        self.submit(
+            DiskOp::Truncate {
+                file: index,
+                len: keep * SLOT_BYTES as u64,
+            },
+            Pending::Change,
+        );
+        self.submit(DiskOp::Sync { file: index }, Pending::Change);
+        self.submit(DiskOp::Sync { file: store }, Pending::Change);
+    }
+
+    /// Removes whole segments whose entries all come before `before`. The
+    /// active segment is never removed, so the first retained index may stay
+    /// below `before`: prefix truncation is segment-granular, and the first
+    /// retained index is always a segment's base, durable by the files
+    /// themselves.
+    pub fn truncate_prefix(&mut self, before: LogIndex) -> Result<(), Error> {
+        if let Some(error) = self.stopped {
+            return Err(Error::Stopped(error));
+        }
+        while self.segments.len() > 1 && self.front().next_index() <= before {
+            self.delete_front();
+        }
+        Ok(())
+    }
+
+    /// Removes everything and starts an empty log at `base`, whose first
+    /// record will take `base_offset` and whose previous entry had
+    /// `prev_term` (installing a snapshot).
+    pub fn reset(
+        &mut self,
+        base: LogIndex,
+        base_offset: Offset,
+        prev_term: Term,
+    ) -> Result<(), Error> {
+        if let Some(error) = self.stopped {
+            return Err(Error::Stopped(error));
+        }
+        if base < self.first_index() || base_offset < self.first_offset() {
+            return Err(Error::TruncateOutOfRange {
+                index: base,
+                first: self.first_index(),
+                next: self.next_index(),
+            });
+        }
+        self.generation += 1;
+        while let Some(segment) = self.segments.pop_back() {
+            self.delete_files(segment.base);
+        }
+        self.submit(DiskOp::SyncDir, Pending::Change);
+        self.damaged.clear();
+        self.recently_used.clear();
+        self.create_segment(base, base_offset, prev_term);
+        self.durable = base.prev();
+        Ok(())
+    }
+
+    /// Deletes sealed segments beyond the retention limits.
+    pub(super) fn apply_retention(&mut self, now: Instant) {
+        if self.stopped.is_some() {
+            return;
+        }
+        if let Some(limit) = self.config.retention_bytes {
+            while self.segments.len() > 1 && self.store_bytes() > limit {
+                self.delete_front();
+            }
+        }
+        if let Some(age) = self.config.retention_age {
+            while self.segments.len() > 1 && self.front().last_time + age <= now {
+                self.delete_front();
+            }
+        }
+    }
+
+    /// Deletes the oldest segment. The store goes first, and the directory
+    /// is synced before the next deletion, so a crash leaves at most a
+    /// dangling index and never a hole.
+    fn delete_front(&mut self) {
+        let segment = self.segments.pop_front().expect("more than one segment");
+        assert!(
+            !self.segments.is_empty(),
+            "the active segment is never deleted"
+        );
+        self.generation += 1;
+        self.delete_files(segment.base);
+        self.submit(DiskOp::SyncDir, Pending::Change);
+        self.recently_used.retain(|&base| base != segment.base);
+        let first = self.first_index();
+        let doomed: Vec<LogIndex> = self
+            .damaged
+            .range(..first)
+            .map(|(start, _)| *start)
+            .collect();
+        for start in doomed {
+            let damage = self.damaged.remove(&start).expect("listed");
+            if damage.end > first {
+                let mut kept = damage;
+                kept.first = first;
+                kept.first_offset = kept.first_offset.max(self.first_offset());
+                self.damaged.insert(first, kept);
+            }
+        }
+    }
+
+    fn delete_files(&mut self, base: LogIndex) {
+        self.submit(
+            DiskOp::Delete {
+                file: FileId::store(base),
+            },
+            Pending::Change,
+        );
+        self.submit(
+            DiskOp::Delete {
+                file: FileId::index(base),
+            },
+            Pending::Change,
+        );
+    }
+}
