@@ -20,3 +20,6 @@ pub mod segment;
 mod truncate;
 
 pub use machine::{Appended, Input, Log, Output};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,526 @@
+//! Tests of the log machine that assert its exact effects after each input.
+//!
+//! A small in-memory disk performs operations here so that the tests stay
+//! inside the core; crash behaviour is tested over the simulator's disk.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+
+use crate::config::LogConfig;
+use crate::error::Error;
+use crate::ids::{IoId, LogIndex, Offset, ReadId, Term};
+use crate::log::disk::{DiskOp, DiskOutcome, FileId, FoundFile};
+use crate::log::entry::{EntryKind, NewEntry};
+use crate::log::machine::{Input, Log, Output, ReadFrom};
+use crate::log::recovery::{self, Recovered};
+use crate::time::{Duration, Instant};
+
+/// A disk that does what it is told, at once, and never fails.
+#[derive(Default)]
+struct MapDisk {
+    files: BTreeMap<FileId, Vec<u8>>,
+}
+
+impl MapDisk {
+    fn perform(&mut self, op: &DiskOp) -> DiskOutcome {
+        match op {
+            DiskOp::Create { file } => {
+                self.files.insert(*file, Vec::new());
+            }
+            DiskOp::Write {
+                file,
+                position,
+                bytes,
+            } => {
+                let data = self.files.get_mut(file).expect("written files exist");
+                let end = *position as usize + bytes.len();
+                if data.len() < end {
+                    data.resize(end, 0);
+                }
+                data[*position as usize..end].copy_from_slice(bytes);
+            }
+            DiskOp::Truncate { file, len } => self
+                .files
+                .get_mut(file)
+                .expect("exists")
+                .resize(*len as usize, 0),
+            DiskOp::Delete { file } => {
+                self.files.remove(file);
+            }
+            DiskOp::Read {
+                file,
+                position,
+                len,
+            } => {
+                let data = &self.files[file];
+                let start = (*position as usize).min(data.len());
+                let end = data.len().min((*position + *len) as usize);
+                return DiskOutcome::Read(Bytes::copy_from_slice(&data[start..end]));
+            }
+            DiskOp::Sync { .. } | DiskOp::SyncDir => {}
+        }
+        DiskOutcome::Done
+    }
+
+    fn recover(&self) -> Recovered {
+        let names: Vec<(String, &Vec<u8>)> = self
+            .files
+            .iter()
+            .map(|(id, bytes)| (id.to_string(), bytes))
+            .collect();
+        let found: Vec<FoundFile<'_>> = names
+            .iter()
+            .map(|(name, bytes)| FoundFile { name, bytes })
+            .collect();
+        recovery::recover(&found).expect("recoverable")
+    }
+}
+
+fn record(term: u64, data: &str) -> NewEntry {
+    NewEntry {
+        term: Term(term),
+        kind: EntryKind::Record,
+        data: Bytes::copy_from_slice(data.as_bytes()),
+    }
+}
+
+fn noop(term: u64) -> NewEntry {
+    NewEntry {
+        term: Term(term),
+        kind: EntryKind::Noop,
+        data: Bytes::new(),
+    }
+}
+
+/// Drains outputs, performing disk operations, until the log is quiet;
+/// returns everything that was not a disk request.
+fn drive(log: &mut Log, disk: &mut MapDisk) -> Vec<Output> {
+    let mut told = Vec::new();
+    while let Some(output) = log.poll_output() {
+        match output {
+            Output::Disk(request) => {
+                let outcome = disk.perform(&request.op);
+                log.handle(
+                    Instant::ZERO,
+                    Input::Disk {
+                        io: request.io,
+                        result: Ok(outcome),
+                    },
+                );
+            }
+            other => told.push(other),
+        }
+        log.check_invariants();
+    }
+    told
+}
+
+/// Drains outputs without performing anything: the disk ops, in order.
+fn ops(log: &mut Log) -> Vec<(IoId, DiskOp)> {
+    let mut ops = Vec::new();
+    while let Some(output) = log.poll_output() {
+        match output {
+            Output::Disk(request) => ops.push((request.io, request.op)),
+            other => panic!("unexpected output {other:?}"),
+        }
+    }
+    ops
+}
+
+fn fresh(config: LogConfig) -> (Log, MapDisk) {
+    let mut disk = MapDisk::default();
+    let mut log = Log::new(config, Recovered::default(), Instant::ZERO).unwrap();
+    drive(&mut log, &mut disk);
+    (log, disk)
+}
+
+fn small_segments() -> LogConfig {
+    LogConfig {
+        segment_bytes: 4096,
+        ..LogConfig::default()
+    }
+}
+
+fn read_all(log: &mut Log, disk: &mut MapDisk, from: ReadFrom) -> Vec<(u64, u64, String)> {
+    log.read(ReadId(9), from, 1000, 1 << 20).unwrap();
+    let mut entries = Vec::new();
+    for output in drive(log, disk) {
+        if let Output::Read { result, .. } = output {
+            for entry in result.unwrap().entries {
+                entries.push((
+                    entry.index.0,
+                    entry.offset.0,
+                    String::from_utf8(entry.data.to_vec()).unwrap(),
+                ));
+            }
+        }
+    }
+    entries
+}
+
+// Goal: a new log creates its first segment, header durable before its name.
+#[test]
+fn a_new_log_creates_its_first_segment() {
+    let mut log = Log::new(LogConfig::default(), Recovered::default(), Instant::ZERO).unwrap();
+    let kinds: Vec<String> = ops(&mut log).iter().map(|(_, op)| op_name(op)).collect();
+    assert_eq!(
+        kinds,
+        [
+            "create store 1",
+            "write store 1",
+            "sync store 1",
+            "create index 1",
+            "syncdir"
+        ]
+    );
+}
+
+fn op_name(op: &DiskOp) -> String {
+    let file = |f: &FileId| {
+        format!(
+            "{} {}",
+            if f.kind == crate::log::disk::FileKind::Store {
+                "store"
+            } else {
+                "index"
+            },
+            f.base.0
+        )
+    };
+    match op {
+        DiskOp::Create { file: f } => format!("create {}", file(f)),
+        DiskOp::Write { file: f, .. } => format!("write {}", file(f)),
+        DiskOp::Sync { file: f } => format!("sync {}", file(f)),
+        DiskOp::Truncate { file: f, len } => format!("truncate {} {len}", file(f)),
+        DiskOp::Delete { file: f } => format!("delete {}", file(f)),
+        DiskOp::SyncDir => "syncdir".into(),
+        DiskOp::Read { file: f, .. } => format!("read {}", file(f)),
+    }
+}
+
+// Goal: group commit — appends made while a sync is in flight share the
+// next sync, and nothing is durable before its sync completes.
+#[test]
+fn group_commit_exact_effects() {
+    let (mut log, mut disk) = fresh(LogConfig::default());
+    let first = log.append(Instant::ZERO, vec![record(1, "a")]).unwrap();
+    assert_eq!(
+        (first.first, first.last, first.first_offset),
+        (LogIndex(1), LogIndex(1), Offset(0))
+    );
+    let batch1 = ops(&mut log);
+    let names: Vec<String> = batch1.iter().map(|(_, op)| op_name(op)).collect();
+    assert_eq!(names, ["write store 1", "write index 1", "sync store 1"]);
+    log.append(Instant::ZERO, vec![record(1, "b"), record(1, "c")])
+        .unwrap();
+    let batch2 = ops(&mut log);
+    let names: Vec<String> = batch2.iter().map(|(_, op)| op_name(op)).collect();
+    assert_eq!(
+        names,
+        ["write store 1", "write index 1"],
+        "the second append waits for the next sync"
+    );
+    assert_eq!(log.durable_index(), LogIndex(0));
+    for (io, op) in batch1
+        .iter()
+        .chain(batch2.iter())
+        .filter(|(_, op)| !matches!(op, DiskOp::Sync { .. }))
+    {
+        let outcome = disk.perform(op);
+        log.handle(
+            Instant::ZERO,
+            Input::Disk {
+                io: *io,
+                result: Ok(outcome),
+            },
+        );
+    }
+    assert_eq!(
+        log.poll_output(),
+        None,
+        "writes completing make nothing durable"
+    );
+    let (sync_io, _) = batch1.last().unwrap();
+    log.handle(
+        Instant::ZERO,
+        Input::Disk {
+            io: *sync_io,
+            result: Ok(DiskOutcome::Done),
+        },
+    );
+    assert_eq!(
+        log.poll_output(),
+        Some(Output::Durable {
+            through: LogIndex(1)
+        })
+    );
+    let next = log.poll_output();
+    assert!(
+        matches!(next, Some(Output::Disk(ref r)) if matches!(r.op, DiskOp::Sync { .. })),
+        "{next:?}"
+    );
+    let Some(Output::Disk(request)) = next else {
+        unreachable!()
+    };
+    log.handle(
+        Instant::ZERO,
+        Input::Disk {
+            io: request.io,
+            result: Ok(DiskOutcome::Done),
+        },
+    );
+    assert_eq!(
+        log.poll_output(),
+        Some(Output::Durable {
+            through: LogIndex(3)
+        })
+    );
+    assert_eq!(log.poll_output(), None);
+}
+
+// Goal: a failed sync stops the log; it is never retried and nothing it
+// covered becomes durable.
+#[test]
+fn a_failed_sync_stops_the_log() {
+    let (mut log, _disk) = fresh(LogConfig::default());
+    log.append(Instant::ZERO, vec![record(1, "a")]).unwrap();
+    let batch = ops(&mut log);
+    for (io, op) in &batch {
+        let result = match op {
+            DiskOp::Sync { .. } => Err(crate::log::disk::DiskError::Io),
+            _ => Ok(DiskOutcome::Done),
+        };
+        log.handle(Instant::ZERO, Input::Disk { io: *io, result });
+    }
+    assert_eq!(
+        log.poll_output(),
+        Some(Output::Stopped(crate::log::disk::DiskError::Io))
+    );
+    assert_eq!(log.poll_output(), None, "no retry of the sync");
+    assert_eq!(log.durable_index(), LogIndex(0));
+    let refused = log.append(Instant::ZERO, vec![record(1, "b")]);
+    assert_eq!(
+        refused,
+        Err(Error::Stopped(crate::log::disk::DiskError::Io))
+    );
+}
+
+// Goal: offsets are dense over records only, across Raft's own entries and
+// across segments, and reads by offset and by index agree.
+#[test]
+fn offsets_stay_dense_across_raft_entries_and_segments() {
+    let (mut log, mut disk) = fresh(small_segments());
+    let mut expected = Vec::new();
+    for i in 0..60u64 {
+        let term = 1 + i / 20;
+        let value = format!("{i:0>200}");
+        let batch = if i % 20 == 0 {
+            vec![noop(term), record(term, &value)]
+        } else {
+            vec![record(term, &value)]
+        };
+        log.append(Instant::ZERO, batch).unwrap();
+        expected.push(value);
+        drive(&mut log, &mut disk);
+    }
+    assert!(
+        log.segment_count() > 2,
+        "rolled over: {}",
+        log.segment_count()
+    );
+    assert_eq!(log.next_offset(), Offset(60));
+    assert_eq!(log.next_index(), LogIndex(64));
+    let mut seen = Vec::new();
+    let mut from = ReadFrom::Offset(Offset(0));
+    while seen.len() < 60 {
+        let batch = read_all(&mut log, &mut disk, from);
+        let last = batch.last().unwrap().0;
+        seen.extend(batch.into_iter().filter(|(_, _, data)| !data.is_empty()));
+        from = ReadFrom::Index(LogIndex(last + 1));
+    }
+    let offsets: Vec<u64> = seen.iter().map(|(_, offset, _)| *offset).collect();
+    assert_eq!(offsets, (0..60).collect::<Vec<_>>());
+    let data: Vec<String> = seen.into_iter().map(|(_, _, data)| data).collect();
+    assert_eq!(data, expected);
+}
+
+// Goal: a restart recovers the same log from the files, sealed segments in
+// O(1) (not resident), and reads back the same entries.
+#[test]
+fn restart_recovers_the_same_log() {
+    let (mut log, mut disk) = fresh(small_segments());
+    for i in 0..40 {
+        log.append(
+            Instant::from_nanos(i),
+            vec![record(1, &format!("value-{i}"))],
+        )
+        .unwrap();
+        drive(&mut log, &mut disk);
+    }
+    let before = read_all(&mut log, &mut disk, ReadFrom::Offset(Offset(0)));
+    let recovered = disk.recover();
+    assert!(
+        recovered.repairs.is_empty(),
+        "a clean log needs no repair: {:?}",
+        recovered.repairs
+    );
+    assert!(recovered
+        .segments
+        .iter()
+        .rev()
+        .skip(1)
+        .all(|s| s.resident.is_none()));
+    let mut restarted = Log::new(small_segments(), recovered, Instant::ZERO).unwrap();
+    drive(&mut restarted, &mut disk);
+    assert_eq!(restarted.next_offset(), Offset(40));
+    assert_eq!(restarted.durable_index(), LogIndex(40));
+    let after = read_all(&mut restarted, &mut disk, ReadFrom::Offset(Offset(0)));
+    assert_eq!(before, after);
+}
+
+// Goal: truncating a suffix drops exactly the entries after the index, in
+// the active segment and across segments, and appends continue densely.
+#[test]
+fn truncate_suffix_table() {
+    for (keep, label) in [
+        (39u64, "within the active segment"),
+        (5, "across segments"),
+        (0, "everything"),
+    ] {
+        let (mut log, mut disk) = fresh(small_segments());
+        for i in 0..40 {
+            log.append(Instant::ZERO, vec![record(1, &format!("v{i}"))])
+                .unwrap();
+            drive(&mut log, &mut disk);
+        }
+        let mut result = log.truncate_suffix(LogIndex(keep));
+        if let Err(Error::IndexNotResident { base }) = result {
+            let told = drive(&mut log, &mut disk);
+            assert!(told.contains(&Output::IndexLoaded { base }), "{label}");
+            result = log.truncate_suffix(LogIndex(keep));
+        }
+        result.unwrap();
+        drive(&mut log, &mut disk);
+        assert_eq!(log.next_index(), LogIndex(keep + 1), "{label}");
+        assert_eq!(log.next_offset(), Offset(keep), "{label}");
+        log.append(Instant::ZERO, vec![record(2, "new")]).unwrap();
+        drive(&mut log, &mut disk);
+        assert_eq!(log.durable_index(), LogIndex(keep + 1), "{label}");
+        let recovered = disk.recover();
+        let mut restarted = Log::new(small_segments(), recovered, Instant::ZERO).unwrap();
+        drive(&mut restarted, &mut disk);
+        let entries = read_all(
+            &mut restarted,
+            &mut disk,
+            ReadFrom::Index(LogIndex(keep + 1)),
+        );
+        assert_eq!(entries, [(keep + 1, keep, "new".to_string())], "{label}");
+        assert_eq!(restarted.term(LogIndex(keep + 1)), Some(Term(2)), "{label}");
+    }
+}
+
+// Goal: retention deletes whole old segments by size and by age, and the
+// first retained offset only moves forward.
+#[test]
+fn retention_by_size_and_age() {
+    let config = LogConfig {
+        retention_bytes: Some(3 * 4096),
+        ..small_segments()
+    };
+    let (mut log, mut disk) = fresh(config);
+    let mut firsts = Vec::new();
+    for i in 0..200 {
+        log.append(Instant::ZERO, vec![record(1, &format!("{i:0>100}"))])
+            .unwrap();
+        drive(&mut log, &mut disk);
+        firsts.push(log.first_offset());
+        assert!(
+            log.store_bytes() <= 3 * 4096 + 4096,
+            "bounded by retention plus one segment"
+        );
+    }
+    assert!(firsts.windows(2).all(|w| w[0] <= w[1]));
+    assert!(log.first_offset() > Offset(0));
+    assert_eq!(
+        disk.files.len(),
+        2 * log.segment_count(),
+        "deleted segments' files are gone"
+    );
+
+    let config = LogConfig {
+        retention_age: Some(Duration::from_secs(10)),
+        ..small_segments()
+    };
+    let (mut log, mut disk) = fresh(config);
+    for i in 0..100u64 {
+        log.append(
+            Instant::from_nanos(i * 1_000_000_000),
+            vec![record(1, &format!("{i:0>100}"))],
+        )
+        .unwrap();
+        drive(&mut log, &mut disk);
+    }
+    let deadline = log.poll_timeout().expect("a sealed segment will expire");
+    let segments = log.segment_count();
+    log.handle_timeout(deadline);
+    drive(&mut log, &mut disk);
+    assert!(log.segment_count() < segments);
+    log.handle_timeout(Instant::from_nanos(1_000 * 1_000_000_000));
+    drive(&mut log, &mut disk);
+    assert_eq!(
+        log.segment_count(),
+        1,
+        "only the active segment outlives its age"
+    );
+}
+
+// Goal: bad requests are refused with typed errors and change nothing.
+#[test]
+fn bad_requests_are_refused() {
+    let (mut log, _disk) = fresh(LogConfig::default());
+    log.append(Instant::ZERO, vec![record(3, "x")]).unwrap();
+    let _ = ops(&mut log);
+    let huge = NewEntry {
+        term: Term(3),
+        kind: EntryKind::Record,
+        data: Bytes::from(vec![0; 2 << 20]),
+    };
+    let cases: Vec<(Result<(), Error>, &str)> = vec![
+        (
+            log.append(Instant::ZERO, vec![]).map(|_| ()),
+            "empty append",
+        ),
+        (
+            log.append(Instant::ZERO, vec![huge]).map(|_| ()),
+            "record too large",
+        ),
+        (
+            log.append(Instant::ZERO, vec![record(2, "old")])
+                .map(|_| ()),
+            "term regressed",
+        ),
+        (
+            log.read(ReadId(1), ReadFrom::Index(LogIndex(5)), 1, 1),
+            "index past the end",
+        ),
+        (
+            log.read(ReadId(1), ReadFrom::Offset(Offset(1)), 1, 1),
+            "offset past the end",
+        ),
+        (log.truncate_suffix(LogIndex(7)), "truncate past the end"),
+    ];
+    for (result, label) in cases {
+        assert!(result.is_err(), "{label}");
+    }
+    assert_eq!(log.next_index(), LogIndex(2));
+    assert_eq!(log.poll_output(), None, "refusals emit nothing");
+    let config = LogConfig {
+        segment_bytes: 10,
+        ..LogConfig::default()
+    };
+    assert!(matches!(
+        Log::new(config, Recovered::default(), Instant::ZERO),
+        Err(Error::Config(_))
+    ));
+}
