@@ -163,6 +163,9 @@ pub(super) enum Pending {
     RebuildIndex { base: LogIndex, generation: u64 },
     /// A read of entries for a read request.
     ReadStore(crate::log::read::StoreRead),
+    /// The directory sync after deleting the files of the retiring segment
+    /// `base`: on completion the segment leaves the log.
+    Retired { base: LogIndex },
 }
 
 /// The log.
@@ -188,6 +191,8 @@ pub struct Log {
     pub(super) recently_used: VecDeque<LogIndex>,
     pub(super) stopped: Option<DiskError>,
     pub(super) reads_pending: usize,
+    /// How many segments at the front are retiring.
+    pub(super) retiring: usize,
 }
 
 impl Log {
@@ -212,6 +217,7 @@ impl Log {
             recently_used: VecDeque::new(),
             stopped: None,
             reads_pending: 0,
+            retiring: 0,
         };
         for op in recovered.repairs {
             log.submit(op, Pending::Change);
@@ -233,7 +239,9 @@ impl Log {
         Ok(log)
     }
 
-    /// The index of the first retained entry.
+    /// The index of the first retained entry. It moves forward only once
+    /// the deletion of older segments is durable, so it never goes backwards
+    /// across a crash; entries of segments being deleted are not served.
     pub fn first_index(&self) -> LogIndex {
         self.front().base
     }
@@ -284,14 +292,26 @@ impl Log {
         self.damaged.values()
     }
 
-    /// Bytes held in store files.
+    /// Bytes held in the store files of segments not being deleted.
     pub fn store_bytes(&self) -> u64 {
-        self.segments.iter().map(|s| s.store_len).sum()
+        self.live().map(|s| s.store_len).sum()
     }
 
-    /// Segments held.
+    /// Segments held and not being deleted.
     pub fn segment_count(&self) -> usize {
-        self.segments.len()
+        self.segments.len() - self.retiring
+    }
+
+    /// The segments not being deleted, oldest first.
+    pub(super) fn live(&self) -> impl Iterator<Item = &Segment> {
+        self.segments.iter().skip(self.retiring)
+    }
+
+    /// The oldest segment not being deleted.
+    pub(super) fn live_front(&self) -> &Segment {
+        self.segments
+            .get(self.retiring)
+            .expect("the active segment is never retired")
     }
 
     /// Whether a disk failure has stopped the log.
@@ -320,10 +340,10 @@ impl Log {
     /// segment's expiry, if retention by age is on.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let age = self.config.retention_age?;
-        if self.segments.len() < 2 {
+        if self.segment_count() < 2 {
             return None;
         }
-        Some(self.front().last_time + age)
+        Some(self.live_front().last_time + age)
     }
 
     fn on_disk(&mut self, now: Instant, io: IoId, result: Result<DiskOutcome, DiskError>) {
@@ -348,6 +368,7 @@ impl Log {
                 Ok(_),
             ) => self.on_synced(through, group, generation),
             (Pending::Change, Ok(_)) => {}
+            (Pending::Retired { base }, Ok(_)) => self.on_retired(base),
         }
     }
 
@@ -423,7 +444,17 @@ impl Log {
     /// Checks every invariant of the log. Run by the simulator after every
     /// step; cheap enough for tests, too slow for a hot path.
     pub fn check_invariants(&self) {
-        assert!(!self.segments.is_empty(), "the log always holds a segment");
+        assert!(
+            self.segments.len() > self.retiring,
+            "the log always holds a live segment"
+        );
+        for (position, segment) in self.segments.iter().enumerate() {
+            assert_eq!(
+                segment.retiring,
+                position < self.retiring,
+                "retiring segments are a prefix"
+            );
+        }
         assert!(
             self.active().resident.is_some(),
             "the active segment is resident"

@@ -154,6 +154,9 @@ impl Log {
             return self.complete(request.id, result.ok_or(ReadError::Gone));
         };
         let segment = &self.segments[position];
+        if segment.retiring {
+            return self.complete(request.id, Err(ReadError::Gone));
+        }
         if segment.resident.is_none() {
             return self.wait_for_index(segment.base, request);
         }

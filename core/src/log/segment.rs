@@ -75,6 +75,9 @@ pub struct Segment {
     pub last_time: Instant,
     /// Its index, when held in memory.
     pub resident: Option<Resident>,
+    /// Its files are being deleted (retention or prefix truncation); it is
+    /// no longer served, and leaves the log when the deletion is durable.
+    pub retiring: bool,
 }
 
 impl Segment {
@@ -91,6 +94,7 @@ impl Segment {
             next_offset: base_offset,
             last_time: Instant::ZERO,
             resident: Some(Resident::default()),
+            retiring: false,
         }
     }
 

@@ -11,6 +11,7 @@ use crate::ids::{LogIndex, Offset, Term};
 use crate::log::disk::{DiskOp, FileId};
 use crate::log::index::SLOT_BYTES;
 use crate::log::machine::{Log, Pending};
+use crate::log::scan::Damage;
 use crate::time::Instant;
 
 impl Log {
@@ -25,7 +26,7 @@ impl Log {
         if let Some(error) = self.stopped {
             return Err(Error::Stopped(error));
         }
-        let (first, next) = (self.first_index(), self.next_index());
+        let (first, next) = (self.live_front().base, self.next_index());
         if after.next() < first || after >= next {
             return Err(Error::TruncateOutOfRange {
                 index: after,
@@ -125,8 +126,8 @@ impl Log {
         if let Some(error) = self.stopped {
             return Err(Error::Stopped(error));
         }
-        while self.segments.len() > 1 && self.front().next_index() <= before {
-            self.delete_front();
+        while self.segment_count() > 1 && self.live_front().next_index() <= before {
+            self.retire_front();
         }
         Ok(())
     }
@@ -152,8 +153,11 @@ impl Log {
         }
         self.generation += 1;
         while let Some(segment) = self.segments.pop_back() {
-            self.delete_files(segment.base);
+            if !segment.retiring {
+                self.delete_files(segment.base);
+            }
         }
+        self.retiring = 0;
         self.submit(DiskOp::SyncDir, Pending::Change);
         self.damaged.clear();
         self.recently_used.clear();
@@ -168,31 +172,45 @@ impl Log {
             return;
         }
         if let Some(limit) = self.config.retention_bytes {
-            while self.segments.len() > 1 && self.store_bytes() > limit {
-                self.delete_front();
+            while self.segment_count() > 1 && self.store_bytes() > limit {
+                self.retire_front();
             }
         }
         if let Some(age) = self.config.retention_age {
-            while self.segments.len() > 1 && self.front().last_time + age <= now {
-                self.delete_front();
+            while self.segment_count() > 1 && self.live_front().last_time + age <= now {
+                self.retire_front();
             }
         }
     }
 
-    /// Deletes the oldest segment. The store goes first, and the directory
-    /// is synced before the next deletion, so a crash leaves at most a
-    /// dangling index and never a hole.
-    fn delete_front(&mut self) {
-        let segment = self.segments.pop_front().expect("more than one segment");
+    /// Starts deleting the oldest live segment. The store goes first, and
+    /// the segment leaves the log only when the directory sync after its
+    /// deletion completes: so a crash leaves at most a dangling index, never
+    /// a hole, and the first retained index never goes backwards.
+    fn retire_front(&mut self) {
+        let position = self.retiring;
         assert!(
-            !self.segments.is_empty(),
-            "the active segment is never deleted"
+            position + 1 < self.segments.len(),
+            "the active segment is never retired"
         );
+        let segment = &mut self.segments[position];
+        segment.retiring = true;
+        let base = segment.base;
+        self.retiring += 1;
         self.generation += 1;
-        self.delete_files(segment.base);
-        self.submit(DiskOp::SyncDir, Pending::Change);
-        self.recently_used.retain(|&base| base != segment.base);
-        let first = self.first_index();
+        self.delete_files(base);
+        self.submit(DiskOp::SyncDir, Pending::Retired { base });
+        self.recently_used.retain(|&b| b != base);
+    }
+
+    /// The deletion of `base` is durable: it leaves the log.
+    pub(super) fn on_retired(&mut self, base: LogIndex) {
+        if self.retiring == 0 || self.front().base != base {
+            return; // A reset removed it already.
+        }
+        self.segments.pop_front();
+        self.retiring -= 1;
+        let (first, first_offset) = (self.first_index(), self.first_offset());
         let doomed: Vec<LogIndex> = self
             .damaged
             .range(..first)
@@ -201,9 +219,11 @@ impl Log {
         for start in doomed {
             let damage = self.damaged.remove(&start).expect("listed");
             if damage.end > first {
-                let mut kept = damage;
-                kept.first = first;
-                kept.first_offset = kept.first_offset.max(self.first_offset());
+                let kept = Damage {
+                    first,
+                    first_offset: damage.first_offset.max(first_offset),
+                    ..damage
+                };
                 self.damaged.insert(first, kept);
             }
         }
