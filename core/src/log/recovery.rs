@@ -186,6 +186,7 @@ impl Recovered {
             return segment;
         };
         let mut segment = Segment::empty(base, header.base_offset, header.prev_term, header_len);
+        let missing = index.is_none();
         let index = index.unwrap_or(&[]);
         let mut slots = index::valid_prefix(index, header_len, store.len() as u64);
         let cursor = match trusted_end(&segment, store, &slots) {
@@ -196,8 +197,9 @@ impl Recovered {
             }
         };
         let scanned = scan::scan(store, cursor);
+        let past_slots = index.get(slots.len() * SLOT_BYTES..).unwrap_or(&[]);
         let index_clean =
-            scanned.slots.is_empty() && index[slots.len() * SLOT_BYTES..].iter().all(|&b| b == 0);
+            !missing && scanned.slots.is_empty() && past_slots.iter().all(|&b| b == 0);
         if !index_clean {
             self.rewrite_index(base, slots.len(), &scanned.slots);
         }
