@@ -1,2 +1,9 @@
-//! cairn-sim: the deterministic world.
+//! cairn-sim: the deterministic world that drives Cairn's core.
+//!
+//! Owns everything simulated: disks today; network, nodes and faults next.
+//! It must never read a clock or draw unseeded randomness: one seed replays
+//! a whole run bit for bit.
+#![forbid(unsafe_code)]
+
 pub mod disk;
+pub mod storage;
