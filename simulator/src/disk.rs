@@ -30,7 +30,11 @@ pub struct DiskFaults {
 
 impl Default for DiskFaults {
     fn default() -> DiskFaults {
-        DiskFaults { crash_keep_ratio: 0.4, crash_tear_ratio: 0.3, sector_bytes: 512 }
+        DiskFaults {
+            crash_keep_ratio: 0.4,
+            crash_tear_ratio: 0.3,
+            sector_bytes: 512,
+        }
     }
 }
 
@@ -118,7 +122,11 @@ impl SimDisk {
     pub fn perform(&mut self, op: &DiskOp) -> Result<DiskOutcome, DiskError> {
         match op {
             DiskOp::Create { file } => self.create(&file.to_string()),
-            DiskOp::Write { file, position, bytes } => self.write(&file.to_string(), *position, bytes),
+            DiskOp::Write {
+                file,
+                position,
+                bytes,
+            } => self.write(&file.to_string(), *position, bytes),
             DiskOp::Sync { file } => self.sync(&file.to_string()),
             DiskOp::Truncate { file, len } => {
                 let inode = self.inode_mut(&file.to_string())?;
@@ -127,14 +135,20 @@ impl SimDisk {
                 Ok(DiskOutcome::Done)
             }
             DiskOp::Delete { file } => {
-                self.names.remove(&file.to_string()).ok_or(DiskError::NotFound)?;
+                self.names
+                    .remove(&file.to_string())
+                    .ok_or(DiskError::NotFound)?;
                 Ok(DiskOutcome::Done)
             }
             DiskOp::SyncDir => {
                 self.durable_names = self.names.clone();
                 Ok(DiskOutcome::Done)
             }
-            DiskOp::Read { file, position, len } => self.read(&file.to_string(), *position, *len),
+            DiskOp::Read {
+                file,
+                position,
+                len,
+            } => self.read(&file.to_string(), *position, *len),
         }
     }
 
@@ -151,13 +165,21 @@ impl SimDisk {
         Ok(DiskOutcome::Done)
     }
 
-    fn write(&mut self, name: &str, position: u64, bytes: &Bytes) -> Result<DiskOutcome, DiskError> {
+    fn write(
+        &mut self,
+        name: &str,
+        position: u64,
+        bytes: &Bytes,
+    ) -> Result<DiskOutcome, DiskError> {
         if self.no_space {
             return Err(DiskError::NoSpace);
         }
         let inode = self.inode_mut(name)?;
         apply_write(&mut inode.current, position, bytes);
-        inode.unsynced.push(Change::Write { position, bytes: bytes.clone() });
+        inode.unsynced.push(Change::Write {
+            position,
+            bytes: bytes.clone(),
+        });
         self.stats.writes += 1;
         self.stats.bytes_written += bytes.len() as u64;
         Ok(DiskOutcome::Done)
@@ -177,7 +199,10 @@ impl SimDisk {
 
     fn read(&mut self, name: &str, position: u64, len: u64) -> Result<DiskOutcome, DiskError> {
         let end = position.saturating_add(len);
-        let faulty = self.read_faults.iter().any(|(file, start, stop)| file == name && position < *stop && *start < end);
+        let faulty = self
+            .read_faults
+            .iter()
+            .any(|(file, start, stop)| file == name && position < *stop && *start < end);
         let current = &self.inode(name)?.current;
         if faulty {
             return Err(DiskError::Io);
@@ -203,16 +228,29 @@ impl SimDisk {
     /// its durable content plus the unsynced changes that survive.
     pub fn crash(&mut self) -> CrashReport {
         let mut report = CrashReport::default();
-        report.names_lost = self.names.iter().filter(|(n, i)| self.durable_names.get(*n) != Some(i)).count() as u32;
-        report.names_revived =
-            self.durable_names.iter().filter(|(n, i)| self.names.get(*n) != Some(i)).count() as u32;
+        report.names_lost = self
+            .names
+            .iter()
+            .filter(|(n, i)| self.durable_names.get(*n) != Some(i))
+            .count() as u32;
+        report.names_revived = self
+            .durable_names
+            .iter()
+            .filter(|(n, i)| self.names.get(*n) != Some(i))
+            .count() as u32;
         self.names = self.durable_names.clone();
         let live: Vec<u64> = self.names.values().copied().collect();
         self.inodes.retain(|inode, _| live.contains(inode));
         for inode in self.inodes.values_mut() {
             let mut content = inode.durable.clone();
             for change in std::mem::take(&mut inode.unsynced) {
-                survive(&mut self.rng, &self.faults, &mut content, change, &mut report);
+                survive(
+                    &mut self.rng,
+                    &self.faults,
+                    &mut content,
+                    change,
+                    &mut report,
+                );
             }
             inode.current = content.clone();
             inode.durable = content;
@@ -225,7 +263,9 @@ impl SimDisk {
     /// Flips one bit of a file, in its current and its durable content
     /// alike: media corruption that no sync undoes.
     pub fn flip_bit(&mut self, file: FileId, position: u64, bit: u8) {
-        let inode = self.inode_mut(&file.to_string()).expect("flip a bit of an existing file");
+        let inode = self
+            .inode_mut(&file.to_string())
+            .expect("flip a bit of an existing file");
         let mask = 1u8 << (bit % 8);
         inode.current[position as usize] ^= mask;
         if let Some(byte) = inode.durable.get_mut(position as usize) {
@@ -266,7 +306,13 @@ impl SimDisk {
 
     /// Every file as recovery sees it, sorted by name.
     pub fn found_files(&self) -> Vec<FoundFile<'_>> {
-        self.names.iter().map(|(name, inode)| FoundFile { name, bytes: &self.inodes[inode].current }).collect()
+        self.names
+            .iter()
+            .map(|(name, inode)| FoundFile {
+                name,
+                bytes: &self.inodes[inode].current,
+            })
+            .collect()
     }
 
     /// Plants a file, durable at once, name included (for staging damage or
@@ -275,7 +321,14 @@ impl SimDisk {
         let inode = self.next_inode;
         self.next_inode += 1;
         let content = bytes.to_vec();
-        self.inodes.insert(inode, Inode { current: content.clone(), durable: content, unsynced: Vec::new() });
+        self.inodes.insert(
+            inode,
+            Inode {
+                current: content.clone(),
+                durable: content,
+                unsynced: Vec::new(),
+            },
+        );
         self.names.insert(name.to_owned(), inode);
         self.durable_names.insert(name.to_owned(), inode);
     }
@@ -297,7 +350,10 @@ impl SimDisk {
     /// has no unsynced change.
     pub fn durable_len(&self, file: FileId) -> Option<u64> {
         let inode = self.inode(&file.to_string()).ok()?;
-        inode.unsynced.is_empty().then_some(inode.durable.len() as u64)
+        inode
+            .unsynced
+            .is_empty()
+            .then_some(inode.durable.len() as u64)
     }
 
     /// What the disk was asked to do.
@@ -319,7 +375,13 @@ fn apply_write(content: &mut Vec<u8>, position: u64, bytes: &[u8]) {
 }
 
 /// Replays one unsynced change onto `content` as the crash decides.
-fn survive(rng: &mut ChaCha8Rng, faults: &DiskFaults, content: &mut Vec<u8>, change: Change, report: &mut CrashReport) {
+fn survive(
+    rng: &mut ChaCha8Rng,
+    faults: &DiskFaults,
+    content: &mut Vec<u8>,
+    change: Change,
+    report: &mut CrashReport,
+) {
     let roll: f64 = rng.random();
     if roll < faults.crash_keep_ratio {
         report.kept += 1;
@@ -373,7 +435,11 @@ mod tests {
     }
 
     fn write(disk: &mut SimDisk, position: u64, bytes: &[u8]) {
-        let op = DiskOp::Write { file: store(), position, bytes: Bytes::copy_from_slice(bytes) };
+        let op = DiskOp::Write {
+            file: store(),
+            position,
+            bytes: Bytes::copy_from_slice(bytes),
+        };
         disk.perform(&op).unwrap();
     }
 
@@ -461,7 +527,13 @@ mod tests {
             disk.contents(&store().to_string()).unwrap().to_vec()
         };
         assert_eq!(run(5), run(5));
-        assert!((0..10).map(run).collect::<std::collections::BTreeSet<_>>().len() > 1);
+        assert!(
+            (0..10)
+                .map(run)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+                > 1
+        );
     }
 
     // Goal: faults do exactly what they say, and nothing more.
@@ -474,27 +546,55 @@ mod tests {
         disk.crash();
         let content = disk.contents(&store().to_string()).unwrap().to_vec();
         assert_eq!(content[10], 4, "the flip survives a crash");
-        assert_eq!(content.iter().filter(|&&b| b != 0).count(), 1, "exactly one bit");
+        assert_eq!(
+            content.iter().filter(|&&b| b != 0).count(),
+            1,
+            "exactly one bit"
+        );
 
         disk.set_no_space(true);
-        let op = DiskOp::Write { file: store(), position: 0, bytes: Bytes::from_static(b"x") };
+        let op = DiskOp::Write {
+            file: store(),
+            position: 0,
+            bytes: Bytes::from_static(b"x"),
+        };
         assert_eq!(disk.perform(&op), Err(DiskError::NoSpace));
         assert_eq!(disk.contents(&store().to_string()).unwrap()[0], 0);
         disk.set_no_space(false);
 
         disk.fail_reads(store(), 32, 40);
-        let read = |disk: &mut SimDisk, position, len| disk.perform(&DiskOp::Read { file: store(), position, len });
+        let read = |disk: &mut SimDisk, position, len| {
+            disk.perform(&DiskOp::Read {
+                file: store(),
+                position,
+                len,
+            })
+        };
         assert_eq!(read(&mut disk, 30, 4), Err(DiskError::Io));
-        assert_eq!(read(&mut disk, 0, 32), Ok(DiskOutcome::Read(Bytes::from(content[..32].to_vec()))));
+        assert_eq!(
+            read(&mut disk, 0, 32),
+            Ok(DiskOutcome::Read(Bytes::from(content[..32].to_vec())))
+        );
         disk.clear_read_faults();
         assert!(read(&mut disk, 30, 4).is_ok());
-        assert_eq!(read(&mut disk, 60, 100), Ok(DiskOutcome::Read(Bytes::from(vec![0; 4]))), "short at EOF");
+        assert_eq!(
+            read(&mut disk, 60, 100),
+            Ok(DiskOutcome::Read(Bytes::from(vec![0; 4]))),
+            "short at EOF"
+        );
 
         write(&mut disk, 200, b"late");
         disk.fail_next_sync();
-        assert_eq!(disk.perform(&DiskOp::Sync { file: store() }), Err(DiskError::Io));
+        assert_eq!(
+            disk.perform(&DiskOp::Sync { file: store() }),
+            Err(DiskError::Io)
+        );
         assert_eq!(disk.durable_len(store()), None, "nothing became durable");
         let content = disk.contents(&store().to_string()).unwrap();
-        assert_eq!((content.len(), &content[64..200]), (204, &[0u8; 136][..]), "a write past the end zero-fills");
+        assert_eq!(
+            (content.len(), &content[64..200]),
+            (204, &[0u8; 136][..]),
+            "a write past the end zero-fills"
+        );
     }
 }

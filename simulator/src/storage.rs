@@ -79,7 +79,11 @@ impl SimLog {
     pub fn advance(&mut self, now: Instant) {
         assert!(now >= self.now, "time never goes backwards");
         self.now = now;
-        if self.log.poll_timeout().is_some_and(|deadline| deadline <= now) {
+        if self
+            .log
+            .poll_timeout()
+            .is_some_and(|deadline| deadline <= now)
+        {
             self.log.handle_timeout(now);
             self.poll();
         }
@@ -111,9 +115,17 @@ impl SimLog {
     pub fn step(&mut self, budget: usize) -> usize {
         let mut performed = 0;
         while performed < budget {
-            let Some(request) = self.queued.pop_front() else { break };
+            let Some(request) = self.queued.pop_front() else {
+                break;
+            };
             let result = self.disk.perform(&request.op);
-            self.log.handle(self.now, Input::Disk { io: request.io, result });
+            self.log.handle(
+                self.now,
+                Input::Disk {
+                    io: request.io,
+                    result,
+                },
+            );
             self.poll();
             self.log.check_invariants();
             performed += 1;
@@ -128,7 +140,12 @@ impl SimLog {
 
     /// Reads from `from`, performing what the read needs (and everything
     /// queued before it).
-    pub fn read(&mut self, from: ReadFrom, max_entries: u32, max_bytes: u32) -> Result<Result<ReadBatch, ReadError>, Error> {
+    pub fn read(
+        &mut self,
+        from: ReadFrom,
+        max_entries: u32,
+        max_bytes: u32,
+    ) -> Result<Result<ReadBatch, ReadError>, Error> {
         let id = self.next_read;
         self.next_read = id.next();
         self.log.read(id, from, max_entries, max_bytes)?;
@@ -158,7 +175,12 @@ impl SimLog {
     /// Power loss: waiting operations vanish, the disk keeps what it keeps,
     /// and the log restarts from what recovery finds.
     pub fn crash(self) -> Result<(SimLog, CrashReport), Error> {
-        let SimLog { config, mut disk, now, .. } = self;
+        let SimLog {
+            config,
+            mut disk,
+            now,
+            ..
+        } = self;
         let report = disk.crash();
         Ok((SimLog::start(config, disk, now)?, report))
     }

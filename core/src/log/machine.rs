@@ -239,10 +239,16 @@ impl Log {
         Ok(log)
     }
 
-    /// The index of the first retained entry. It moves forward only once
-    /// the deletion of older segments is durable, so it never goes backwards
-    /// across a crash; entries of segments being deleted are not served.
+    /// The index of the first entry served. Segments being deleted are no
+    /// longer served, so this moves forward as soon as retention decides.
     pub fn first_index(&self) -> LogIndex {
+        self.live_front().base
+    }
+
+    /// The index of the first entry whose files may still be on disk. It
+    /// moves forward only once a deletion is durable, so it never goes
+    /// backwards across a crash (and a restarted log never starts before it).
+    pub fn first_index_on_disk(&self) -> LogIndex {
         self.front().base
     }
 
@@ -251,8 +257,14 @@ impl Log {
         self.active().next_index()
     }
 
-    /// The offset of the first retained record.
+    /// The offset of the first record served.
     pub fn first_offset(&self) -> Offset {
+        self.live_front().base_offset
+    }
+
+    /// The offset of the first record whose files may still be on disk; see
+    /// [`Log::first_index_on_disk`].
+    pub fn first_offset_on_disk(&self) -> Offset {
         self.front().base_offset
     }
 

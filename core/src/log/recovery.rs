@@ -98,13 +98,15 @@ pub fn recover(files: &[FoundFile<'_>]) -> Result<Recovered, Error> {
         }
     }
     recovered.drop_incomplete_tail(&mut stores);
-    let last = stores.len().saturating_sub(1);
     for (position, &(base, store, index)) in stores.iter().enumerate() {
         let previous = recovered.segments.last().cloned();
-        let segment = if position == last {
-            recovered.recover_active(base, store, index, previous.as_ref())
-        } else {
-            recovered.recover_sealed(base, store, index, previous.as_ref())
+        let segment = match stores.get(position + 1) {
+            None => recovered.recover_active(base, store, index, previous.as_ref()),
+            Some(&(next, next_store, _)) => {
+                let next_offset = header_of(next, next_store).map(|(h, _)| h.base_offset);
+                let next = (next, next_offset);
+                recovered.recover_sealed(base, store, index, previous.as_ref(), next)
+            }
         };
         recovered.join(segment)?;
     }
@@ -150,23 +152,31 @@ impl Recovered {
     }
 
     /// A sealed segment: trusted in O(1) when its header, last index slot
-    /// and last frame agree with its length; otherwise scanned whole.
+    /// and last frame agree with its length; otherwise scanned whole, and
+    /// whatever it no longer holds before `next` (the next segment's base
+    /// and base offset) is damage, kept for repair from peers, never cut.
     fn recover_sealed(
         &mut self,
         base: LogIndex,
         store: &[u8],
         index: Option<&[u8]>,
         previous: Option<&Segment>,
+        next: (LogIndex, Option<Offset>),
     ) -> Segment {
         if let Some(segment) = index.and_then(|index| sealed_fast_path(base, store, index)) {
             return segment;
         }
-        let (mut segment, scan) = self.scan_segment(base, store, previous);
-        if scan.torn_bytes > 0 {
-            // Not the tail of the log: what those bytes held is damage, kept
-            // for repair from peers, never cut.
+        let (mut segment, mut scan) = self.scan_segment(base, store, previous);
+        let (next_base, next_offset) = next;
+        if scan.end.next_index < next_base {
             self.notes.push(Note::SealedTailDamaged(base));
+            let missing = next_base.0 - scan.end.next_index.0;
+            let end_offset = next_offset.unwrap_or(scan.end.next_offset.plus(missing));
+            let damage = scan::pad(&mut scan, next_base, end_offset);
+            fill(&mut segment, scan.slots.clone(), &scan);
+            self.damaged.push(damage);
         }
+        self.rewrite_index(base, 0, &scan.slots);
         segment.resident = None;
         segment
     }
@@ -182,6 +192,7 @@ impl Recovered {
     ) -> Segment {
         let Some((header, header_len)) = header_of(base, store) else {
             let (segment, scan) = self.scan_segment(base, store, previous);
+            self.rewrite_index(base, 0, &scan.slots);
             self.cut_torn_tail(base, &scan);
             return segment;
         };
@@ -198,9 +209,8 @@ impl Recovered {
         };
         let scanned = scan::scan(store, cursor);
         let past_slots = index.get(slots.len() * SLOT_BYTES..).unwrap_or(&[]);
-        let index_clean =
-            !missing && scanned.slots.is_empty() && past_slots.iter().all(|&b| b == 0);
-        if !index_clean {
+        let clean = !missing && scanned.slots.is_empty() && past_slots.iter().all(|&b| b == 0);
+        if !clean {
             self.rewrite_index(base, slots.len(), &scanned.slots);
         }
         slots.extend_from_slice(&scanned.slots);
@@ -211,7 +221,7 @@ impl Recovered {
     }
 
     /// Scans a whole segment from its header (or, if the header is damaged,
-    /// from where the previous segment leaves off) and rebuilds its index.
+    /// from where the previous segment leaves off).
     fn scan_segment(
         &mut self,
         base: LogIndex,
@@ -226,21 +236,23 @@ impl Recovered {
             }
         };
         let scan = scan::scan(store, start_cursor(&segment));
-        self.rewrite_index(base, 0, &scan.slots);
         fill(&mut segment, scan.slots.clone(), &scan);
         self.damaged.extend_from_slice(&scan.damaged);
         (segment, scan)
     }
 
+    /// Rewrites `base`'s index: keeps its first `keep` slots and writes
+    /// `slots` after them, durably.
     fn rewrite_index(&mut self, base: LogIndex, keep: usize, slots: &[Slot]) {
         let file = FileId::index(base);
         if keep == 0 {
+            // Create empties the index, or makes it if it went missing.
             self.notes.push(Note::IndexRebuilt(base));
+            self.repairs.push(DiskOp::Create { file });
+        } else {
+            let len = (keep * SLOT_BYTES) as u64;
+            self.repairs.push(DiskOp::Truncate { file, len });
         }
-        self.repairs.push(DiskOp::Truncate {
-            file,
-            len: (keep * SLOT_BYTES) as u64,
-        });
         if !slots.is_empty() {
             let bytes: Vec<u8> = slots
                 .iter()

@@ -123,6 +123,28 @@ fn resync(store: &[u8], at: u64, cursor: &Cursor) -> Option<(u64, EntryMeta)> {
     None
 }
 
+/// Extends `scan` to `end` with placeholder slots for entries its store no
+/// longer holds (a sealed store cut short or damaged at its end), so that
+/// slots stay one per entry; returns the damage, which reads stop at, so a
+/// placeholder is never read. `end_offset` is where the next segment's
+/// offsets start.
+pub fn pad(scan: &mut Scan, end: LogIndex, end_offset: Offset) -> Damage {
+    let skipped = end.0 - scan.end.next_index.0;
+    assert!(skipped > 0, "padding adds entries");
+    let end_offset = end_offset
+        .max(scan.end.next_offset)
+        .min(scan.end.next_offset.plus(skipped));
+    let after = EntryMeta {
+        index: end,
+        term: scan.end.last_term,
+        kind: EntryKind::Record,
+        offset: end_offset,
+        time: scan.end.last_time,
+    };
+    scan.mark_damaged(scan.end.position + skipped, &after);
+    *scan.damaged.last().expect("a damage was recorded")
+}
+
 impl Scan {
     fn accept(&mut self, meta: EntryMeta, position: u64, frame_len: u64) {
         self.slots.push(Slot {

@@ -144,7 +144,7 @@ impl Log {
         if let Some(error) = self.stopped {
             return Err(Error::Stopped(error));
         }
-        if base < self.first_index() || base_offset < self.first_offset() {
+        if base < self.first_index_on_disk() || base_offset < self.first_offset_on_disk() {
             return Err(Error::TruncateOutOfRange {
                 index: base,
                 first: self.first_index(),
@@ -195,6 +195,7 @@ impl Log {
         );
         let segment = &mut self.segments[position];
         segment.retiring = true;
+        segment.resident = None;
         let base = segment.base;
         self.retiring += 1;
         self.generation += 1;
@@ -210,7 +211,7 @@ impl Log {
         }
         self.segments.pop_front();
         self.retiring -= 1;
-        let (first, first_offset) = (self.first_index(), self.first_offset());
+        let (first, first_offset) = (self.first_index_on_disk(), self.first_offset_on_disk());
         let doomed: Vec<LogIndex> = self
             .damaged
             .range(..first)
