@@ -1,1 +1,282 @@
-fn main() {}
+//! Benchmark of the log on real files against the raw disk, in one run.
+//!
+//! Writes 1 KiB records through the log with 1, 16 and 256 records per sync
+//! and the same bytes through plain `write_all` + `sync_data` in the same
+//! batches, rounds of each interleaved so that both see the same disk; reads
+//! the log back sequentially and the same bytes raw; times a clean restart of
+//! a 512 MiB and of a 32 MiB log. The last line is the summary:
+//! `append_ratio_min=<log/raw> read_ratio=<log/raw> restart_ratio=<512MiB/32MiB>`.
+#![allow(clippy::print_stdout, reason = "a benchmark reports on stdout")]
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cairn_core::config::LogConfig;
+use cairn_core::ids::{LogIndex, Term};
+use cairn_core::log::entry::{EntryKind, NewEntry};
+use cairn_core::log::machine::ReadFrom;
+use cairn_runtime::log::FileLog;
+use indicatif::{ProgressBar, ProgressStyle};
+
+const RECORD_BYTES: usize = 1024;
+const MIB: f64 = 1024.0 * 1024.0;
+/// Interleaved rounds of each side per batch size.
+const ROUNDS: usize = 3;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let dir = tempfile::Builder::new()
+        .prefix("cairn-bench-log")
+        .tempdir()?;
+    let mut worst_append = f64::MAX;
+    for (batch, batches) in [(1usize, 600usize), (16, 300), (256, 48)] {
+        let ratio = bench_append(dir.path(), batch, batches)?;
+        worst_append = worst_append.min(ratio);
+    }
+    let read_ratio = bench_read(dir.path())?;
+    let restart_ratio = bench_restart(dir.path())?;
+    println!("append_ratio_min={worst_append:.3} read_ratio={read_ratio:.3} restart_ratio={restart_ratio:.3}");
+    Ok(())
+}
+
+fn progress(len: u64, message: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    let style = ProgressStyle::with_template("{msg:>28} [{bar:40}] {pos}/{len} {elapsed}")
+        .expect("a valid template")
+        .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_message(message.to_owned());
+    bar
+}
+
+fn record(seed: usize) -> Bytes {
+    let byte = (seed % 251) as u8;
+    Bytes::from(vec![byte; RECORD_BYTES])
+}
+
+fn batch_of(len: usize, seed: usize) -> Vec<NewEntry> {
+    (0..len)
+        .map(|i| NewEntry {
+            term: Term(1),
+            kind: EntryKind::Record,
+            data: record(seed + i),
+        })
+        .collect()
+}
+
+/// Throughput and latencies of one side of a setting.
+#[derive(Default)]
+struct Side {
+    records: u64,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+}
+
+impl Side {
+    fn records_per_sec(&self) -> f64 {
+        self.records as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile(&mut self, p: f64) -> Duration {
+        self.latencies.sort();
+        let rank =
+            ((self.latencies.len() as f64 * p).ceil() as usize).clamp(1, self.latencies.len());
+        self.latencies[rank - 1]
+    }
+
+    fn report(&mut self, name: &str) -> String {
+        let rps = self.records_per_sec();
+        let (p50, p99) = (self.percentile(0.50), self.percentile(0.99));
+        format!(
+            "{name} {rps:>9.0} rec/s {:>7.1} MiB/s p50 {:>7.3} ms p99 {:>7.3} ms",
+            rps * RECORD_BYTES as f64 / MIB,
+            p50.as_secs_f64() * 1e3,
+            p99.as_secs_f64() * 1e3
+        )
+    }
+}
+
+fn bench_append(
+    dir: &Path,
+    batch: usize,
+    batches: usize,
+) -> Result<f64, Box<dyn std::error::Error>> {
+    let (mut log_side, mut raw_side) = (Side::default(), Side::default());
+    let bar = progress(
+        (2 * ROUNDS * batches) as u64,
+        &format!("append, {batch} per sync"),
+    );
+    for round in 0..ROUNDS {
+        let log_dir = dir.join(format!("append-{batch}-{round}"));
+        let mut log = FileLog::open(&log_dir, LogConfig::default())?;
+        let mut raw = File::create(dir.join(format!("raw-{batch}-{round}")))?;
+        for n in 0..batches {
+            let entries = batch_of(batch, n * batch);
+            let started = Instant::now();
+            log.append(entries)?;
+            log_side.latencies.push(started.elapsed());
+            log_side.elapsed += started.elapsed();
+            bar.inc(1);
+        }
+        for n in 0..batches {
+            let entries = batch_of(batch, n * batch);
+            let started = Instant::now();
+            let mut bytes = Vec::with_capacity(batch * RECORD_BYTES);
+            for entry in &entries {
+                bytes.extend_from_slice(&entry.data);
+            }
+            raw.write_all(&bytes)?;
+            raw.sync_data()?;
+            raw_side.latencies.push(started.elapsed());
+            raw_side.elapsed += started.elapsed();
+            bar.inc(1);
+        }
+        log_side.records += (batches * batch) as u64;
+        raw_side.records += (batches * batch) as u64;
+    }
+    bar.finish_and_clear();
+    let ratio = log_side.records_per_sec() / raw_side.records_per_sec();
+    println!("append {batch:>3}/sync  log: {}", log_side.report(""));
+    println!(
+        "append {batch:>3}/sync  raw: {}   log/raw {ratio:.3}",
+        raw_side.report("")
+    );
+    Ok(ratio)
+}
+
+/// Writes `records` records in batches of 256 as fast as the disk allows.
+fn fill(dir: &Path, records: usize, label: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let mut log = FileLog::open(dir, LogConfig::default())?;
+    let bar = progress(records as u64, label);
+    let mut written = log.log().next_offset().0 as usize;
+    while written < records {
+        let len = 256.min(records - written);
+        log.append(batch_of(len, written))?;
+        written += len;
+        bar.set_position(written as u64);
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
+fn bench_read(dir: &Path) -> Result<f64, Box<dyn std::error::Error>> {
+    const RECORDS: usize = 128 * 1024;
+    const CHUNK: usize = 256;
+    let log_dir = dir.join("read");
+    fill(&log_dir, RECORDS, "write 128 MiB to read back")?;
+    let raw_path = dir.join("raw-read");
+    let mut raw = File::create(&raw_path)?;
+    for n in 0..RECORDS / CHUNK {
+        let bytes: Vec<u8> = (0..CHUNK)
+            .flat_map(|i| record(n * CHUNK + i).to_vec())
+            .collect();
+        raw.write_all(&bytes)?;
+    }
+    raw.sync_data()?;
+    let (mut log_time, mut raw_time) = (Duration::MAX, Duration::MAX);
+    let bar = progress((2 * ROUNDS) as u64, "read back");
+    for _ in 0..ROUNDS {
+        log_time = log_time.min(read_log(&log_dir, RECORDS, CHUNK)?);
+        bar.inc(1);
+        raw_time = raw_time.min(read_raw(&raw_path, RECORDS, CHUNK)?);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let mib = (RECORDS * RECORD_BYTES) as f64 / MIB;
+    let (log_rate, raw_rate) = (mib / log_time.as_secs_f64(), mib / raw_time.as_secs_f64());
+    let ratio = log_rate / raw_rate;
+    println!(
+        "read sequential       log: {log_rate:>8.0} MiB/s {:>9.0} rec/s",
+        log_rate * MIB / RECORD_BYTES as f64
+    );
+    println!("read sequential       raw: {raw_rate:>8.0} MiB/s   log/raw {ratio:.3}");
+    Ok(ratio)
+}
+
+fn read_log(
+    dir: &Path,
+    records: usize,
+    chunk: usize,
+) -> Result<Duration, Box<dyn std::error::Error>> {
+    let mut log = FileLog::open(dir, LogConfig::default())?;
+    let started = Instant::now();
+    let mut next = LogIndex(1);
+    let mut seen = 0usize;
+    while seen < records {
+        let batch = log.read(
+            ReadFrom::Index(next),
+            chunk as u32,
+            (chunk * (RECORD_BYTES + 64)) as u32,
+        )?;
+        assert!(batch.damaged.is_none(), "a clean log reads back undamaged");
+        seen += batch.entries.len();
+        next = batch
+            .entries
+            .last()
+            .expect("a read returns at least one entry")
+            .index
+            .next();
+    }
+    Ok(started.elapsed())
+}
+
+fn read_raw(
+    path: &Path,
+    records: usize,
+    chunk: usize,
+) -> Result<Duration, Box<dyn std::error::Error>> {
+    let mut file = OpenOptions::new().read(true).open(path)?;
+    file.seek(SeekFrom::Start(0))?;
+    let started = Instant::now();
+    let mut buffer = vec![0u8; chunk * RECORD_BYTES];
+    let mut checksum = 0u64;
+    for _ in 0..records / chunk {
+        file.read_exact(&mut buffer)?;
+        checksum = checksum.wrapping_add(u64::from(buffer[0]));
+    }
+    std::hint::black_box(checksum);
+    Ok(started.elapsed())
+}
+
+fn bench_restart(dir: &Path) -> Result<f64, Box<dyn std::error::Error>> {
+    let (large, small) = (dir.join("restart-512"), dir.join("restart-32"));
+    fill(&large, 512 * 1024, "write a 512 MiB log")?;
+    fill(&small, 32 * 1024, "write a 32 MiB log")?;
+    const OPENS: usize = 15;
+    let bar = progress((2 * OPENS) as u64, "clean restarts");
+    let (mut large_times, mut small_times) = (Vec::new(), Vec::new());
+    for _ in 0..OPENS {
+        large_times.push(time_open(&large)?);
+        bar.inc(1);
+        small_times.push(time_open(&small)?);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let (large_median, small_median) = (median(&mut large_times), median(&mut small_times));
+    let ratio = large_median.as_secs_f64() / small_median.as_secs_f64();
+    println!(
+        "restart 512 MiB {:>8.3} ms, 32 MiB {:>8.3} ms (median of {OPENS})   512/32 {ratio:.3}",
+        large_median.as_secs_f64() * 1e3,
+        small_median.as_secs_f64() * 1e3
+    );
+    Ok(ratio)
+}
+
+fn time_open(dir: &Path) -> Result<Duration, Box<dyn std::error::Error>> {
+    let started = Instant::now();
+    let log = FileLog::open(dir, LogConfig::default())?;
+    let elapsed = started.elapsed();
+    assert!(
+        log.notes().is_empty(),
+        "a clean restart repairs nothing: {:?}",
+        log.notes()
+    );
+    Ok(elapsed)
+}
+
+fn median(times: &mut [Duration]) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
