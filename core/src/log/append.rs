@@ -248,7 +248,7 @@ impl Log {
     pub(super) fn on_synced(&mut self, through: LogIndex, group: bool, generation: u64) {
         // A truncation since the sync was issued may have replaced entries
         // it covered: never call durable what it did not cover.
-        if generation == self.generation && through > self.durable {
+        if self.stopped.is_none() && generation == self.generation && through > self.durable {
             self.durable = through;
             self.outputs.push_back(Output::Durable { through });
         }
