@@ -349,16 +349,7 @@ impl Log {
         found.slots.truncate(entries as usize);
         let mut damaged = found.damaged.clone();
         if (found.slots.len() as u64) < entries {
-            let first = base.plus(found.slots.len() as u64);
-            let first_offset = found.end.next_offset.min(next_offset);
-            damaged.push(Damage {
-                first,
-                end: next_index,
-                first_offset,
-                end_offset: next_offset,
-            });
-            let records = next_offset.0.saturating_sub(found.end.next_offset.0);
-            pad_slots(&mut found.slots, entries, records, found.end.position);
+            damaged.push(scan::pad(&mut found, next_index, next_offset));
         }
         self.rewrite_sealed_index(base, &found.slots);
         for damage in damaged {
@@ -458,27 +449,4 @@ fn verify(bytes: &Bytes, origin: u32, expected: &Expected) -> Option<Entry> {
         && entry.offset == expected.offset
         && frame_len <= end - start;
     matches.then_some(entry)
-}
-
-/// Placeholder slots for entries a store no longer holds, so that a
-/// segment's slots stay one per entry (`records` of them take an offset);
-/// reads of them stop at the damage.
-fn pad_slots(slots: &mut Vec<index::Slot>, entries: u64, records: u64, position: u64) {
-    let term = slots.last().map(|s| s.term).unwrap_or_default();
-    let mut next = position.max(slots.last().map(|s| u64::from(s.position) + 1).unwrap_or(0));
-    let mut padded = 0;
-    while (slots.len() as u64) < entries {
-        let kind = if padded < records {
-            EntryKind::Record
-        } else {
-            EntryKind::Noop
-        };
-        slots.push(index::Slot {
-            position: next as u32,
-            term,
-            kind,
-        });
-        next += 1;
-        padded += 1;
-    }
 }

@@ -66,8 +66,10 @@ impl Log {
         for first in doomed {
             self.damaged.remove(&first);
         }
+        let next_offset = self.next_offset();
         if let Some((_, damage)) = self.damaged.range_mut(..=after).next_back() {
             damage.end = damage.end.min(after.next());
+            damage.end_offset = damage.end_offset.min(next_offset);
         }
         let active = self.active().base;
         self.recently_used.retain(|&base| base != active);
