@@ -14,7 +14,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use cairn_core::limits::INDEX_BYTES_MAX;
 use cairn_core::log::disk::{DiskError, DiskOp, DiskOutcome, FileId, FileKind, FoundFile};
 use memmap2::{Mmap, MmapMut};
@@ -36,6 +36,9 @@ struct MappedIndex {
 
 /// Performs disk operations in one directory.
 pub struct FileDriver {
+    /// Reads land here and leave as frozen slices; once their readers drop
+    /// them, `reserve` reclaims the same (already faulted-in) memory.
+    read_buffer: BytesMut,
     dir: PathBuf,
     dir_handle: File,
     stores: BTreeMap<FileId, File>,
@@ -53,6 +56,7 @@ impl FileDriver {
         }
         let dir_handle = File::open(dir)?;
         Ok(FileDriver {
+            read_buffer: BytesMut::new(),
             dir: dir.to_owned(),
             dir_handle,
             stores: BTreeMap::new(),
@@ -98,7 +102,7 @@ impl FileDriver {
                 position,
                 len,
             } => match file.kind {
-                FileKind::Store => self.store(*file).and_then(|f| read_at(f, *position, *len)),
+                FileKind::Store => self.read_store(*file, *position, *len),
                 FileKind::Index => self.index(*file).map(|i| i.read(*position, *len)),
             }
             .map(DiskOutcome::Read),
@@ -185,8 +189,23 @@ fn done(_: ()) -> DiskOutcome {
     DiskOutcome::Done
 }
 
-fn read_at(file: &File, position: u64, len: u64) -> io::Result<Bytes> {
-    let mut buffer = vec![0u8; len as usize];
+impl FileDriver {
+    fn read_store(&mut self, file: FileId, position: u64, len: u64) -> io::Result<Bytes> {
+        self.store(file)?;
+        let handle = &self.stores[&file];
+        let buffer = &mut self.read_buffer;
+        buffer.clear();
+        buffer.reserve(len as usize);
+        buffer.resize(len as usize, 0);
+        let filled = read_at(handle, position, buffer)?;
+        buffer.truncate(filled);
+        Ok(buffer.split().freeze())
+    }
+}
+
+/// Reads into `buffer` from `position` until it is full or the file ends;
+/// returns how many bytes were read.
+fn read_at(file: &File, position: u64, buffer: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0usize;
     while filled < buffer.len() {
         match file.read_at(&mut buffer[filled..], position + filled as u64) {
@@ -196,8 +215,7 @@ fn read_at(file: &File, position: u64, len: u64) -> io::Result<Bytes> {
             Err(error) => return Err(error),
         }
     }
-    buffer.truncate(filled);
-    Ok(Bytes::from(buffer))
+    Ok(filled)
 }
 
 impl MappedIndex {
