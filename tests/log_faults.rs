@@ -75,8 +75,7 @@ fn store_of(sim: &SimLog) -> (FileId, Vec<u8>) {
         .disk()
         .names()
         .into_iter()
-        .filter(|n| n.ends_with(".store"))
-        .next_back()
+        .rfind(|n| n.ends_with(".store"))
         .unwrap();
     (
         FileId::parse(&name).unwrap(),

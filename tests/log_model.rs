@@ -149,9 +149,8 @@ impl Run {
             .sim
             .append(entries.clone())
             .expect("appends are accepted");
-        let mut index = appended.first.0;
         let mut offset = appended.first_offset.0;
-        for entry in entries {
+        for (index, entry) in (appended.first.0..).zip(entries) {
             if entry.kind == EntryKind::Record {
                 self.model.records.insert(offset, entry.data);
                 self.model.indexes.insert(index, Some(offset));
@@ -159,7 +158,6 @@ impl Run {
             } else {
                 self.model.indexes.insert(index, None);
             }
-            index += 1;
         }
         assert_eq!(offset, appended.end_offset.0);
     }

@@ -227,17 +227,16 @@ impl SimDisk {
     /// Power loss. The directory becomes what was last synced; each file
     /// its durable content plus the unsynced changes that survive.
     pub fn crash(&mut self) -> CrashReport {
-        let mut report = CrashReport::default();
-        report.names_lost = self
-            .names
-            .iter()
-            .filter(|(n, i)| self.durable_names.get(*n) != Some(i))
-            .count() as u32;
-        report.names_revived = self
-            .durable_names
-            .iter()
-            .filter(|(n, i)| self.names.get(*n) != Some(i))
-            .count() as u32;
+        let differ = |a: &BTreeMap<String, u64>, b: &BTreeMap<String, u64>| {
+            a.iter()
+                .filter(|(name, inode)| b.get(*name) != Some(inode))
+                .count() as u32
+        };
+        let mut report = CrashReport {
+            names_lost: differ(&self.names, &self.durable_names),
+            names_revived: differ(&self.durable_names, &self.names),
+            ..CrashReport::default()
+        };
         self.names = self.durable_names.clone();
         let live: Vec<u64> = self.names.values().copied().collect();
         self.inodes.retain(|inode, _| live.contains(inode));
@@ -485,7 +484,10 @@ mod tests {
                 }
                 (0, 0, 1) => {
                     torn += 1;
-                    assert!(len == 0 || (len % 512 == 0 && len < 2100), "torn to {len}");
+                    assert!(
+                        len == 0 || (len.is_multiple_of(512) && len < 2100),
+                        "torn to {len}"
+                    );
                 }
                 other => panic!("unexpected report {other:?}"),
             }
