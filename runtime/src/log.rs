@@ -144,8 +144,8 @@ impl FileLog {
         let mut batch = None;
         self.drive_with(|output| {
             if let Output::Read { id: done, result } = output {
-                assert_eq!(*done, id, "one read at a time");
-                batch = Some(result.clone());
+                assert_eq!(done, id, "one read at a time");
+                batch = Some(result);
             }
         })?;
         batch
@@ -168,7 +168,7 @@ impl FileLog {
         self.drive_with(|_| {})
     }
 
-    fn drive_with(&mut self, mut told: impl FnMut(&Output)) -> Result<(), FileLogError> {
+    fn drive_with(&mut self, mut told: impl FnMut(Output)) -> Result<(), FileLogError> {
         while let Some(output) = self.log.poll_output() {
             match output {
                 Output::Disk(request) => {
@@ -186,7 +186,7 @@ impl FileLog {
                     self.damaged.push(damage);
                 }
                 Output::Stopped(error) => return Err(stopped(error)),
-                other => told(&other),
+                other => told(other),
             }
         }
         match self.log.stopped() {
