@@ -158,9 +158,9 @@ pub(super) enum Pending {
         generation: u64,
     },
     /// A read of a segment's index file, to make it resident.
-    LoadIndex { base: LogIndex, generation: u64 },
+    LoadIndex { base: LogIndex },
     /// A read of a whole store, to rebuild an index that failed its checks.
-    RebuildIndex { base: LogIndex, generation: u64 },
+    RebuildIndex { base: LogIndex },
     /// A read of entries for a read request.
     ReadStore(crate::log::read::StoreRead),
     /// The directory sync after deleting the files of the retiring segment
@@ -364,12 +364,8 @@ impl Log {
         };
         match (pending, result) {
             (Pending::ReadStore(read), result) => self.on_store_read(now, read, result),
-            (Pending::LoadIndex { base, generation }, result) => {
-                self.on_index_loaded(now, base, generation, result)
-            }
-            (Pending::RebuildIndex { base, generation }, result) => {
-                self.on_index_rebuilt(now, base, generation, result)
-            }
+            (Pending::LoadIndex { base }, result) => self.on_index_loaded(base, result),
+            (Pending::RebuildIndex { base }, result) => self.on_index_rebuilt(base, result),
             (_, Err(error)) => self.stop(error),
             (
                 Pending::SyncStore {

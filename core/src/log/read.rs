@@ -263,8 +263,7 @@ impl Log {
             position: 0,
             len,
         };
-        let generation = self.generation;
-        self.submit(op, Pending::LoadIndex { base, generation });
+        self.submit(op, Pending::LoadIndex { base });
     }
 
     /// Re-plans the reads that waited for `base`, or fails them.
@@ -279,15 +278,11 @@ impl Log {
 
     pub(super) fn on_index_loaded(
         &mut self,
-        now: Instant,
         base: LogIndex,
-        generation: u64,
         result: Result<DiskOutcome, DiskError>,
     ) {
-        let _ = (now, generation);
-        let bytes = match result {
-            Ok(DiskOutcome::Read(bytes)) => bytes,
-            Ok(DiskOutcome::Done) => panic!("a read completed without bytes"),
+        let bytes = match read_bytes(result) {
+            Ok(bytes) => bytes,
             Err(error) => return self.release_waiting(base, Some(error)),
         };
         let Some(segment) = self.segments.iter_mut().find(|s| s.base == base) else {
@@ -301,8 +296,7 @@ impl Log {
                     position: 0,
                     len: segment.store_len,
                 };
-                let generation = self.generation;
-                self.submit(op, Pending::RebuildIndex { base, generation });
+                self.submit(op, Pending::RebuildIndex { base });
                 return;
             }
             segment.resident = Some(Resident::from_slots(slots));
@@ -322,15 +316,11 @@ impl Log {
     /// rewritten. Entries the store no longer holds are damage.
     pub(super) fn on_index_rebuilt(
         &mut self,
-        now: Instant,
         base: LogIndex,
-        generation: u64,
         result: Result<DiskOutcome, DiskError>,
     ) {
-        let _ = (now, generation);
-        let bytes = match result {
-            Ok(DiskOutcome::Read(bytes)) => bytes,
-            Ok(DiskOutcome::Done) => panic!("a read completed without bytes"),
+        let bytes = match read_bytes(result) {
+            Ok(bytes) => bytes,
             Err(error) => return self.release_waiting(base, Some(error)),
         };
         let Some(segment) = self.segments.iter().find(|s| s.base == base) else {
@@ -406,9 +396,8 @@ impl Log {
         if read.generation != self.generation {
             return self.plan(read.request);
         }
-        let bytes = match result {
-            Ok(DiskOutcome::Read(bytes)) => bytes,
-            Ok(DiskOutcome::Done) => panic!("a read completed without bytes"),
+        let bytes = match read_bytes(result) {
+            Ok(bytes) => bytes,
             Err(error) => return self.complete(read.request.id, Err(ReadError::Disk(error))),
         };
         let origin = read.expected[0].start;
@@ -431,6 +420,14 @@ impl Log {
             }
         }
         self.complete(read.request.id, Ok(ReadBatch { entries, damaged }));
+    }
+}
+
+/// The bytes a completed read returned.
+fn read_bytes(result: Result<DiskOutcome, DiskError>) -> Result<Bytes, DiskError> {
+    match result? {
+        DiskOutcome::Read(bytes) => Ok(bytes),
+        DiskOutcome::Done => panic!("a read completed without bytes"),
     }
 }
 
