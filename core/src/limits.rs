@@ -30,6 +30,10 @@ pub const SEGMENT_ENTRIES_MAX: u64 = 1 << 24;
 pub const INDEX_ENTRY_BYTES: u64 = 24;
 /// The largest index file (a full segment's worth of entries).
 pub const INDEX_BYTES_MAX: u64 = SEGMENT_ENTRIES_MAX * INDEX_ENTRY_BYTES;
+/// Index slots the log writes at a time: whole pages only (512 slots of 24
+/// bytes are three 4 KiB pages), so that no index page is modified again
+/// while the kernel may be writing it back (which would stall the append).
+pub const INDEX_WRITE_SLOTS: u64 = 512;
 /// The most segments a log may hold.
 pub const SEGMENTS_MAX: usize = 1 << 16;
 /// Indexes of sealed segments kept in memory at once (the active segment's
@@ -59,5 +63,7 @@ const _: () =
 // An append never outgrows what one read or one segment could hold.
 const _: () = assert!(APPEND_BYTES_MAX < SEGMENT_BYTES_MAX);
 const _: () = assert!((APPEND_ENTRIES_MAX as u64) < SEGMENT_ENTRIES_MAX);
+// Index writes cover whole 4 KiB pages.
+const _: () = assert!((INDEX_WRITE_SLOTS * INDEX_ENTRY_BYTES).is_multiple_of(4096));
 // Relative entry numbers fit the index's u32.
 const _: () = assert!(SEGMENT_ENTRIES_MAX <= u32::MAX as u64);

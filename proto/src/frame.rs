@@ -139,14 +139,31 @@ fn checksum(head: &[u8], payload: &[u8]) -> u32 {
     crc32c::crc32c_append(crc32c::crc32c(head), payload)
 }
 
+/// A buffer frames are written into: a `Vec<u8>`, or a reused `BytesMut`
+/// whose memory comes back once the bytes written from it are dropped.
+pub trait FrameBuffer: Extend<u8> + Default + core::ops::DerefMut<Target = [u8]> {
+    /// Appends `bytes`.
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl FrameBuffer for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+impl FrameBuffer for bytes::BytesMut {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
 /// Starts a frame at the end of `out`: reserves its header and returns where
 /// it starts. Append the payload to `out`, then call [`finish`].
-pub fn begin(out: &mut Vec<u8>, kind: FrameKind) -> usize {
+pub fn begin<B: FrameBuffer>(out: &mut B, kind: FrameKind) -> usize {
     let start = out.len();
-    out.extend_from_slice(&FRAME_MAGIC);
-    out.push(FRAME_VERSION);
-    out.push(kind as u8);
-    out.extend_from_slice(&[0; 8]);
+    out.put(&[FRAME_MAGIC[0], FRAME_MAGIC[1], FRAME_VERSION, kind as u8]);
+    out.put(&[0; 8]);
     start
 }
 
@@ -171,7 +188,7 @@ pub fn finish(out: &mut [u8], start: usize) {
 }
 
 /// Appends one frame whose payload is `message`, postcard-encoded.
-pub fn encode<T: serde::Serialize>(out: &mut Vec<u8>, kind: FrameKind, message: &T) {
+pub fn encode<T: serde::Serialize, B: FrameBuffer>(out: &mut B, kind: FrameKind, message: &T) {
     let start = begin(out, kind);
     let buffer = core::mem::take(out);
     // Serializing into a Vec cannot fail for Cairn's types (no maps with

@@ -333,7 +333,9 @@ impl MappedIndex {
                 size *= 2;
             }
             let size = size.min(INDEX_BYTES_MAX);
-            self.flush_map()?;
+            // Unmapping keeps the written pages dirty in the page cache; no
+            // flush is needed (an msync here cost a synchronous writeback of
+            // the whole index on every growth).
             self.map = None;
             self.file.set_len(size)?;
             self.file_len = size;
@@ -363,7 +365,6 @@ impl MappedIndex {
     /// Cuts the file to exactly `len` bytes, so that a sealed segment's
     /// index has its exact length on disk; a later write grows it again.
     fn truncate(&mut self, len: u64) -> io::Result<()> {
-        self.flush_map()?;
         self.map = None;
         self.file.set_len(len)?;
         self.file_len = len;

@@ -199,3 +199,15 @@ impl FileLog {
 fn stopped(error: DiskError) -> FileLogError {
     FileLogError::Log(cairn_core::Error::Stopped(error))
 }
+
+impl Drop for FileLog {
+    /// A clean shutdown writes the active segment's remaining index slots,
+    /// so that the next start reads no store tail. Best effort: after a
+    /// failure the next start scans the tail instead.
+    fn drop(&mut self) {
+        self.log.flush_index();
+        if let Err(error) = self.drive() {
+            tracing::warn!(%error, "index not flushed at shutdown; the next start scans the tail");
+        }
+    }
+}

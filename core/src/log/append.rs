@@ -5,11 +5,11 @@
 //! past the configured size while it holds an entry (one oversized entry may
 //! have a segment of its own).
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::error::Error;
 use crate::ids::{LogIndex, Offset, Term};
-use crate::limits::{APPEND_BYTES_MAX, APPEND_ENTRIES_MAX, RECORD_BYTES_MAX};
+use crate::limits::{APPEND_BYTES_MAX, APPEND_ENTRIES_MAX, INDEX_WRITE_SLOTS, RECORD_BYTES_MAX};
 use crate::log::disk::{DiskOp, FileId};
 use crate::log::entry::{Entry, NewEntry, SegmentHeader};
 use crate::log::index::{self, Slot, SLOT_BYTES};
@@ -17,12 +17,14 @@ use crate::log::machine::{Appended, Log, Output, Pending};
 use crate::log::segment::Segment;
 use crate::time::Instant;
 
-/// Frames and slots waiting to be written to the active segment.
+/// What the frame buffer is sized for at the start of an append; a larger
+/// append grows it, once.
+const APPEND_BUFFER_BYTES: usize = 512 * 1024;
+
+/// Frames waiting to be written to the active segment.
 struct Batch {
-    frames: Vec<u8>,
-    slots: Vec<u8>,
+    frames: BytesMut,
     position: u64,
-    first_relative: u64,
 }
 
 impl Log {
@@ -92,13 +94,16 @@ impl Log {
         Ok(())
     }
 
-    fn start_batch(&self) -> Batch {
-        let active = self.active();
+    fn start_batch(&mut self) -> Batch {
+        // The buffer is reused: once the driver drops the bytes of the
+        // previous write, `reserve` takes the same memory back, so a large
+        // append costs no fresh allocation and no page faults.
+        let mut frames = std::mem::take(&mut self.frame_buffer);
+        frames.clear();
+        frames.reserve(APPEND_BUFFER_BYTES);
         Batch {
-            frames: Vec::new(),
-            slots: Vec::new(),
-            position: active.store_len,
-            first_relative: active.entries,
+            frames,
+            position: self.active().store_len,
         }
     }
 
@@ -119,9 +124,6 @@ impl Log {
         let before = batch.frames.len();
         entry.encode(&mut batch.frames);
         let frame_len = (batch.frames.len() - before) as u64;
-        batch
-            .slots
-            .extend_from_slice(&index::encode(active.entries as u32, slot));
         active
             .resident
             .as_mut()
@@ -136,24 +138,57 @@ impl Log {
         }
     }
 
-    /// Writes the batch's frames and slots to the active segment.
+    /// Writes the batch's frames to the active segment, and its index
+    /// slots once a whole run of `INDEX_WRITE_SLOTS` has gathered (the
+    /// active segment's slots are resident; the file is only a hint, and
+    /// recovery scans whatever tail it does not cover).
     fn flush(&mut self, batch: Batch) {
         if batch.frames.is_empty() {
             return;
         }
         let base = self.active().base;
+        let mut frames = batch.frames;
+        let bytes = frames.split().freeze();
+        self.frame_buffer = frames;
         let store = DiskOp::Write {
             file: FileId::store(base),
             position: batch.position,
-            bytes: Bytes::from(batch.frames),
+            bytes,
         };
         self.submit(store, Pending::Change);
-        let index = DiskOp::Write {
-            file: FileId::index(base),
-            position: batch.first_relative * SLOT_BYTES as u64,
-            bytes: Bytes::from(batch.slots),
+        let whole_runs = self.active().entries / INDEX_WRITE_SLOTS * INDEX_WRITE_SLOTS;
+        self.write_index_through(whole_runs);
+    }
+
+    /// Writes the active segment's slots from `index_written` up to `end`.
+    pub(super) fn write_index_through(&mut self, end: u64) {
+        if end <= self.index_written {
+            return;
+        }
+        let active = self.active();
+        let slots = &active
+            .resident
+            .as_ref()
+            .expect("the active segment is resident")
+            .slots;
+        let bytes: Vec<u8> = (self.index_written..end)
+            .flat_map(|relative| index::encode(relative as u32, slots[relative as usize]))
+            .collect();
+        let write = DiskOp::Write {
+            file: FileId::index(active.base),
+            position: self.index_written * SLOT_BYTES as u64,
+            bytes: Bytes::from(bytes),
         };
-        self.submit(index, Pending::Change);
+        self.submit(write, Pending::Change);
+        self.index_written = end;
+    }
+
+    /// Writes the active segment's index slots not yet written (before a
+    /// clean shutdown, so that the next start reads no store tail).
+    pub fn flush_index(&mut self) {
+        if self.stopped.is_none() {
+            self.write_index_through(self.active().entries);
+        }
     }
 
     /// Seals the active segment and starts the next. The sealed index is cut
@@ -167,6 +202,7 @@ impl Log {
         let (base, entries, last) = (sealed.base, sealed.entries, sealed.next_index().prev());
         let (next, next_offset, last_term) =
             (sealed.next_index(), sealed.next_offset, sealed.last_term);
+        self.write_index_through(entries);
         let index = FileId::index(base);
         self.submit(
             DiskOp::Truncate {
@@ -219,6 +255,7 @@ impl Log {
         self.submit(DiskOp::SyncDir, Pending::Change);
         self.segments
             .push_back(Segment::empty(base, base_offset, prev_term, header_len));
+        self.index_written = 0;
     }
 
     /// Group commit: one sync in flight at a time; appends made meanwhile

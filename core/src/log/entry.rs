@@ -14,6 +14,7 @@ use cairn_proto::FrameError;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{LogIndex, Offset, Term};
+use crate::limits::ENTRY_META_BYTES_MAX;
 use crate::time::Instant;
 
 /// What an entry is for. Only client records take a client offset.
@@ -130,12 +131,13 @@ impl Entry {
     }
 
     /// Appends this entry's frame to `out`.
-    pub fn encode(&self, out: &mut Vec<u8>) {
-        let meta = self.meta();
+    pub fn encode<B: frame::FrameBuffer>(&self, out: &mut B) {
+        let mut meta = [0u8; ENTRY_META_BYTES_MAX as usize];
+        // EntryMeta is five varints and a one-byte enum: it always fits.
+        let meta = postcard::to_slice(&self.meta(), &mut meta).expect("EntryMeta fits its bound");
         let start = frame::begin(out, FrameKind::Entry);
-        let buffer = core::mem::take(out);
-        *out = postcard::to_extend(&meta, buffer).expect("postcard encodes EntryMeta into a Vec");
-        out.extend_from_slice(&self.data);
+        out.put(meta);
+        out.put(&self.data);
         frame::finish(out, start);
     }
 

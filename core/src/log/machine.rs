@@ -193,6 +193,10 @@ pub struct Log {
     pub(super) reads_pending: usize,
     /// How many segments at the front are retiring.
     pub(super) retiring: usize,
+    /// Slots of the active segment written to its index file.
+    pub(super) index_written: u64,
+    /// Where appends frame their entries; reused across appends.
+    pub(super) frame_buffer: bytes::BytesMut,
 }
 
 impl Log {
@@ -218,6 +222,8 @@ impl Log {
             stopped: None,
             reads_pending: 0,
             retiring: 0,
+            index_written: 0,
+            frame_buffer: bytes::BytesMut::new(),
         };
         for op in recovered.repairs {
             log.submit(op, Pending::Change);
@@ -229,6 +235,9 @@ impl Log {
         match log.segments.back() {
             None => log.create_segment(LogIndex(1), Offset(0), Term(0)),
             Some(active) => {
+                // Recovery's repairs leave every slot of the active segment
+                // in its index file.
+                log.index_written = active.entries;
                 log.durable = active.base.prev();
                 if active.entries > 0 {
                     log.request_sync();

@@ -211,14 +211,18 @@ fn group_commit_exact_effects() {
     );
     let batch1 = ops(&mut log);
     let names: Vec<String> = batch1.iter().map(|(_, op)| op_name(op)).collect();
-    assert_eq!(names, ["write store 1", "write index 1", "sync store 1"]);
+    assert_eq!(
+        names,
+        ["write store 1", "sync store 1"],
+        "index slots wait for a whole run"
+    );
     log.append(Instant::ZERO, vec![record(1, "b"), record(1, "c")])
         .unwrap();
     let batch2 = ops(&mut log);
     let names: Vec<String> = batch2.iter().map(|(_, op)| op_name(op)).collect();
     assert_eq!(
         names,
-        ["write store 1", "write index 1"],
+        ["write store 1"],
         "the second append waits for the next sync"
     );
     assert_eq!(log.durable_index(), LogIndex(0));
@@ -359,6 +363,8 @@ fn restart_recovers_the_same_log() {
         drive(&mut log, &mut disk);
     }
     let before = read_all(&mut log, &mut disk, ReadFrom::Offset(Offset(0)));
+    log.flush_index();
+    drive(&mut log, &mut disk);
     let recovered = disk.recover();
     assert!(
         recovered.repairs.is_empty(),
@@ -523,4 +529,36 @@ fn bad_requests_are_refused() {
         Log::new(config, Recovered::default(), Instant::ZERO),
         Err(Error::Config(_))
     ));
+}
+
+// Goal: index slots are written in whole runs of INDEX_WRITE_SLOTS (whole
+// pages), the rest at roll-over or on flush_index; a restart without the
+// flush scans only the unindexed tail and rebuilds those slots.
+#[test]
+fn index_slots_are_written_in_whole_pages() {
+    use crate::limits::INDEX_WRITE_SLOTS;
+    let (mut log, mut disk) = fresh(LogConfig::default());
+    let index = FileId::index(LogIndex(1));
+    let run = INDEX_WRITE_SLOTS as usize;
+    let batch: Vec<NewEntry> = (0..run - 1).map(|i| record(1, &i.to_string())).collect();
+    log.append(Instant::ZERO, batch).unwrap();
+    drive(&mut log, &mut disk);
+    assert_eq!(disk.files[&index].len(), 0, "no partial run is written");
+    log.append(Instant::ZERO, vec![record(1, "x"), record(1, "y")])
+        .unwrap();
+    drive(&mut log, &mut disk);
+    assert_eq!(
+        disk.files[&index].len(),
+        run * 24,
+        "exactly one whole run: three pages"
+    );
+    let recovered = disk.recover();
+    assert_eq!(
+        recovered.segments[0].entries,
+        INDEX_WRITE_SLOTS + 1,
+        "the tail is scanned"
+    );
+    log.flush_index();
+    drive(&mut log, &mut disk);
+    assert_eq!(disk.files[&index].len(), (run + 1) * 24);
 }

@@ -100,6 +100,7 @@ impl Log {
             .expect("resident")
             .truncate(keep as usize);
         let base = active.base;
+        self.index_written = self.index_written.min(keep);
         let (store, index) = (FileId::store(base), FileId::index(base));
         self.submit(
             DiskOp::Truncate {
