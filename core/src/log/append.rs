@@ -48,7 +48,7 @@ impl Log {
             let active = self.active();
             if active.entries > 0 && active.store_len + frame_len > self.config.segment_bytes {
                 self.flush(batch);
-                self.roll(now);
+                self.roll();
                 batch = self.start_batch();
             }
             self.push(&mut batch, &entry);
@@ -196,8 +196,7 @@ impl Log {
     /// the new segment's files exist; the new store's header is durable
     /// before its name is. So a crash leaves the new segment absent or
     /// whole, and every sealed segment self-consistent.
-    fn roll(&mut self, now: Instant) {
-        let _ = now;
+    fn roll(&mut self) {
         let sealed = self.active();
         let (base, entries, last) = (sealed.base, sealed.entries, sealed.next_index().prev());
         let (next, next_offset, last_term) =

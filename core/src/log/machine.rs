@@ -205,6 +205,8 @@ impl Log {
     /// not be durable yet), or the creation of a first segment.
     pub fn new(config: LogConfig, recovered: Recovered, now: Instant) -> Result<Log, Error> {
         config.validate()?;
+        // `now` is part of every machine's constructor (the node's timers
+        // start from it); the log has no timer to arm at start.
         let _ = now;
         let mut log = Log {
             config,
@@ -342,8 +344,11 @@ impl Log {
 
     /// Takes in one input.
     pub fn handle(&mut self, now: Instant, input: Input) {
+        // Taking in a completion needs no clock; `now` is part of the verb
+        // that every machine shares.
+        let _ = now;
         match input {
-            Input::Disk { io, result } => self.on_disk(now, io, result),
+            Input::Disk { io, result } => self.on_disk(io, result),
         }
     }
 
@@ -367,12 +372,12 @@ impl Log {
         Some(self.live_front().last_time + age)
     }
 
-    fn on_disk(&mut self, now: Instant, io: IoId, result: Result<DiskOutcome, DiskError>) {
+    fn on_disk(&mut self, io: IoId, result: Result<DiskOutcome, DiskError>) {
         let Some(pending) = self.inflight.remove(&io) else {
             panic!("completion of {io}, which is not in flight");
         };
         match (pending, result) {
-            (Pending::ReadStore(read), result) => self.on_store_read(now, read, result),
+            (Pending::ReadStore(read), result) => self.on_store_read(read, result),
             (Pending::LoadIndex { base }, result) => self.on_index_loaded(base, result),
             (Pending::RebuildIndex { base }, result) => self.on_index_rebuilt(base, result),
             (_, Err(error)) => self.stop(error),

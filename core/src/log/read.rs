@@ -388,11 +388,9 @@ impl Log {
 
     pub(super) fn on_store_read(
         &mut self,
-        now: Instant,
         read: StoreRead,
         result: Result<DiskOutcome, DiskError>,
     ) {
-        let _ = now;
         if read.generation != self.generation {
             return self.plan(read.request);
         }
