@@ -41,6 +41,9 @@ enum Op {
     Advance(u8),
     /// Flip a bit in synced bytes before the tail (chosen by this number).
     Flip(u32),
+    /// Flip a bit in a sealed segment's index (chosen by this number): the
+    /// index is a hint, so nothing may change but how it is rebuilt.
+    FlipIndex(u32),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -54,6 +57,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0u8..8).prop_map(Op::Truncate),
         1 => (1u8..30).prop_map(Op::Advance),
         1 => any::<u32>().prop_map(Op::Flip),
+        1 => any::<u32>().prop_map(Op::FlipIndex),
     ]
 }
 
@@ -120,6 +124,7 @@ impl Run {
                 self.sim.advance(self.now);
             }
             Op::Flip(choice) => self.flip(*choice),
+            Op::FlipIndex(choice) => self.flip_index(*choice),
         }
         self.learn();
         self.sim.log().check_invariants();
@@ -376,6 +381,37 @@ fn describe(data: &[u8]) -> String {
         .checked_sub(8)
         .map(|at| u64::from_le_bytes(data[at..].try_into().expect("8 bytes")));
     format!("seq {seq:?} of {} bytes", data.len())
+}
+
+impl Run {
+    /// Flips one bit of a sealed segment's synced index file.
+    fn flip_index(&mut self, choice: u32) {
+        self.sim.run();
+        let disk = self.sim.disk();
+        let stores: Vec<FileId> = disk
+            .names()
+            .iter()
+            .filter_map(|name| FileId::parse(name))
+            .filter(|file| file.kind == cairn::core::log::disk::FileKind::Store)
+            .collect();
+        let sealed = stores.len().saturating_sub(1);
+        let candidates: Vec<(FileId, u64)> = stores[..sealed]
+            .iter()
+            .map(|store| FileId::index(store.base))
+            .filter_map(|index| {
+                disk.durable_len(index)
+                    .filter(|&len| len > 0)
+                    .map(|len| (index, len))
+            })
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        let (index, len) = candidates[choice as usize % candidates.len()];
+        self.sim
+            .disk_mut()
+            .flip_bit(index, u64::from(choice) % len, (choice % 8) as u8);
+    }
 }
 
 fn placeholder() -> SimLog {
