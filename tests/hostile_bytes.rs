@@ -7,7 +7,7 @@
 use bytes::Bytes;
 use cairn::core::ids::{LogIndex, Offset, Term};
 use cairn::core::log::disk::FoundFile;
-use cairn::core::log::entry::{Entry, EntryKind, EntryMeta, SegmentHeader};
+use cairn::core::log::entry::{encode_frame, Entry, EntryKind, EntryMeta, Payload, SegmentHeader};
 use cairn::core::log::index;
 use cairn::core::log::recovery;
 use cairn::core::log::scan::{self, Cursor};
@@ -16,17 +16,22 @@ use cairn::proto::frame::{self, FrameKind, FRAME_PAYLOAD_MAX};
 use cairn::proto::FrameError;
 use proptest::prelude::*;
 
+/// The frame of entry `index`: a batch holding one record, `data`.
 fn entry_frame(data: &[u8], index: u64) -> Vec<u8> {
     let mut out = Vec::new();
-    Entry {
+    let meta = EntryMeta {
         index: LogIndex(index),
         term: Term(3),
         kind: EntryKind::Record,
         offset: Offset(index - 1),
+        records: 1,
         time: Instant::from_nanos(index),
-        data: Bytes::copy_from_slice(data),
-    }
-    .encode(&mut out);
+    };
+    encode_frame(
+        &meta,
+        Payload::Records(&[Bytes::copy_from_slice(data)]),
+        &mut out,
+    );
     out
 }
 

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use cairn::core::config::LogConfig;
 use cairn::core::ids::{LogIndex, Offset, Term};
 use cairn::core::log::disk::{DiskError, DiskOp, FileId};
-use cairn::core::log::entry::{EntryKind, NewEntry};
+use cairn::core::log::entry::NewEntry;
 use cairn::core::log::machine::{Output, ReadFrom};
 use cairn::core::log::recovery::Note;
 use cairn::core::time::Instant;
@@ -17,10 +17,11 @@ use cairn::sim::storage::SimLog;
 
 fn records(from: u64, count: u64) -> Vec<NewEntry> {
     (from..from + count)
-        .map(|n| NewEntry {
-            term: Term(1),
-            kind: EntryKind::Record,
-            data: Bytes::from(format!("record-{n:04}-{}", "x".repeat(200))),
+        .map(|n| {
+            NewEntry::records(
+                Term(1),
+                vec![Bytes::from(format!("record-{n:04}-{}", "x".repeat(200)))],
+            )
         })
         .collect()
 }
@@ -50,10 +51,9 @@ fn read_everything(sim: &mut SimLog) -> (Vec<(u64, String)>, Vec<u64>) {
     loop {
         let batch = sim.read(from, 100, 1 << 20).unwrap().unwrap();
         for entry in &batch.entries {
-            served.push((
-                entry.offset.0,
-                String::from_utf8(entry.data.to_vec()).unwrap(),
-            ));
+            for (offset, record) in entry.records() {
+                served.push((offset.0, String::from_utf8(record.to_vec()).unwrap()));
+            }
         }
         let last = match (batch.damaged, batch.entries.last()) {
             (Some(damage), _) => {

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use cairn::core::config::LogConfig;
 use cairn::core::ids::{LogIndex, Offset, Term};
-use cairn::core::log::entry::{Entry, EntryKind, NewEntry};
+use cairn::core::log::entry::{encode_frame, EntryKind, EntryMeta, NewEntry, Payload};
 use cairn::core::log::machine::ReadFrom;
 use cairn::core::log::recovery::Note;
 use cairn::runtime::log::FileLog;
@@ -19,11 +19,26 @@ use proptest::prelude::*;
 fn record(n: u64, len: usize) -> NewEntry {
     let mut data = format!("record-{n:06}-").into_bytes();
     data.resize(len.max(data.len()), b'a' + (n % 26) as u8);
-    NewEntry {
+    NewEntry::records(Term(1), vec![Bytes::from(data)])
+}
+
+/// The frame of a one-record batch, as the log would write it.
+fn frame_of(index: LogIndex, offset: Offset, len: usize) -> Vec<u8> {
+    let meta = EntryMeta {
+        index,
         term: Term(1),
         kind: EntryKind::Record,
-        data: Bytes::from(data),
-    }
+        offset,
+        records: 1,
+        time: cairn::core::time::Instant::ZERO,
+    };
+    let mut frame = Vec::new();
+    encode_frame(
+        &meta,
+        Payload::Records(&[Bytes::from(vec![7u8; len])]),
+        &mut frame,
+    );
+    frame
 }
 
 fn small() -> LogConfig {
@@ -45,7 +60,7 @@ fn read_everything(log: &mut FileLog) -> (BTreeMap<u64, Bytes>, Vec<u64>) {
     loop {
         let batch = log.read(from, 64, 1 << 20).unwrap();
         for entry in &batch.entries {
-            served.insert(entry.offset.0, entry.data.clone());
+            served.extend(entry.records().map(|(offset, record)| (offset.0, record)));
         }
         let last = match (batch.damaged, batch.entries.last()) {
             (Some(damage), _) => {
@@ -85,16 +100,7 @@ fn append_to(path: &Path, bytes: &[u8]) {
 // garbage) is truncated away, and every synced record is still there.
 #[test]
 fn torn_tail_is_truncated_on_real_files() {
-    let mut torn_frame = Vec::new();
-    let entry = Entry {
-        index: LogIndex(21),
-        term: Term(1),
-        kind: EntryKind::Record,
-        offset: Offset(20),
-        time: cairn::core::time::Instant::ZERO,
-        data: Bytes::from(vec![7u8; 500]),
-    };
-    entry.encode(&mut torn_frame);
+    let mut torn_frame = frame_of(LogIndex(21), Offset(20), 500);
     torn_frame.truncate(300);
     for tail in [
         torn_frame,
@@ -222,16 +228,19 @@ fn run_on_files(ops: &[Op]) {
     for op in ops {
         match op {
             Op::Append(sizes) => {
-                let entries: Vec<NewEntry> = sizes
+                // One batch of records, framed and synced together.
+                let records: Vec<Bytes> = sizes
                     .iter()
                     .map(|&len| {
                         seq += 1;
-                        record(seq, usize::from(len))
+                        record(seq, usize::from(len)).records.remove(0)
                     })
                     .collect();
-                let appended = log.append(entries.clone()).unwrap();
-                for (n, entry) in entries.into_iter().enumerate() {
-                    model.insert(appended.first_offset.0 + n as u64, entry.data);
+                let appended = log
+                    .append(vec![NewEntry::records(Term(1), records.clone())])
+                    .unwrap();
+                for (n, record) in records.into_iter().enumerate() {
+                    model.insert(appended.first_offset.0 + n as u64, record);
                 }
             }
             Op::Truncate(drop) => {
@@ -251,16 +260,7 @@ fn run_on_files(ops: &[Op]) {
                     Tail::Garbage(bytes) => append_to(&store, bytes),
                     Tail::TornFrame(len) => {
                         // The frame the next append would write, cut short.
-                        let mut frame = Vec::new();
-                        let next = Entry {
-                            index: next_index,
-                            term: Term(1),
-                            kind: EntryKind::Record,
-                            offset: next_offset,
-                            time: cairn::core::time::Instant::ZERO,
-                            data: Bytes::from(vec![1u8; 1000]),
-                        };
-                        next.encode(&mut frame);
+                        let frame = frame_of(next_index, next_offset, 1000);
                         append_to(&store, &frame[..usize::from(*len).min(frame.len() - 1)]);
                     }
                 }

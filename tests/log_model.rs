@@ -25,8 +25,8 @@ use proptest::test_runner::FileFailurePersistence;
 
 #[derive(Clone, Debug)]
 enum Op {
-    /// Append records of these sizes (and a no-op first, if set).
-    Append { sizes: Vec<u16>, noop: bool },
+    /// Append batches of records of these sizes (and a no-op first, if set).
+    Append { batches: Vec<Vec<u16>>, noop: bool },
     /// Perform up to this many waiting disk operations.
     Step(u8),
     /// Perform every waiting disk operation.
@@ -48,8 +48,11 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        6 => (prop::collection::vec(0u16..2500, 1..6), prop::bool::weighted(0.1))
-            .prop_map(|(sizes, noop)| Op::Append { sizes, noop }),
+        6 => (
+            prop::collection::vec(prop::collection::vec(0u16..2500, 1..4), 1..4),
+            prop::bool::weighted(0.1)
+        )
+            .prop_map(|(batches, noop)| Op::Append { batches, noop }),
         4 => (1u8..12).prop_map(Op::Step),
         2 => Just(Op::Run),
         2 => any::<u16>().prop_map(Op::Read),
@@ -67,7 +70,7 @@ struct Model {
     /// Every record in the log as the log's owner knows it, by offset.
     records: BTreeMap<u64, Bytes>,
     /// The index of each entry, with its offset if it is a record.
-    indexes: BTreeMap<u64, Option<u64>>,
+    indexes: BTreeMap<u64, (u64, u32)>,
     /// Records acknowledged durable.
     acked: BTreeSet<u64>,
     /// Records whose bytes were flipped: never to be served.
@@ -111,7 +114,7 @@ impl Run {
 
     fn apply(&mut self, op: &Op) {
         match op {
-            Op::Append { sizes, noop } => self.append(sizes, *noop),
+            Op::Append { batches, noop } => self.append(batches, *noop),
             Op::Step(n) => {
                 self.sim.step(usize::from(*n));
             }
@@ -130,25 +133,21 @@ impl Run {
         self.sim.log().check_invariants();
     }
 
-    fn append(&mut self, sizes: &[u16], noop: bool) {
+    fn append(&mut self, batches: &[Vec<u16>], noop: bool) {
         let mut entries = Vec::new();
         if noop {
             self.term += 1;
-            entries.push(NewEntry {
-                term: Term(self.term),
-                kind: EntryKind::Noop,
-                data: Bytes::new(),
-            });
+            entries.push(NewEntry::noop(Term(self.term)));
         }
-        for &size in sizes {
-            self.seq += 1;
-            let mut data = vec![(self.seq % 251) as u8; usize::from(size)];
-            data.extend_from_slice(&self.seq.to_le_bytes());
-            entries.push(NewEntry {
-                term: Term(self.term),
-                kind: EntryKind::Record,
-                data: Bytes::from(data),
-            });
+        for sizes in batches {
+            let mut records = Vec::new();
+            for &size in sizes {
+                self.seq += 1;
+                let mut data = vec![(self.seq % 251) as u8; usize::from(size)];
+                data.extend_from_slice(&self.seq.to_le_bytes());
+                records.push(Bytes::from(data));
+            }
+            entries.push(NewEntry::records(Term(self.term), records));
         }
         let appended = self
             .sim
@@ -156,12 +155,12 @@ impl Run {
             .expect("appends are accepted");
         let mut offset = appended.first_offset.0;
         for (index, entry) in (appended.first.0..).zip(entries) {
-            if entry.kind == EntryKind::Record {
-                self.model.records.insert(offset, entry.data);
-                self.model.indexes.insert(index, Some(offset));
+            self.model
+                .indexes
+                .insert(index, (offset, entry.records.len() as u32));
+            for record in entry.records {
+                self.model.records.insert(offset, record);
                 offset += 1;
-            } else {
-                self.model.indexes.insert(index, None);
             }
         }
         assert_eq!(offset, appended.end_offset.0);
@@ -176,7 +175,7 @@ impl Run {
                     .model
                     .indexes
                     .range(..=through.0)
-                    .filter_map(|(_, offset)| *offset);
+                    .flat_map(|(_, &(first, count))| first..first + u64::from(count));
                 let acked: Vec<u64> = acked
                     .filter(|offset| records.contains_key(offset) && !flipped.contains(offset))
                     .collect();
@@ -236,7 +235,7 @@ impl Run {
         &mut self,
         from: Offset,
         complete: bool,
-    ) -> (BTreeSet<u64>, BTreeMap<u64, Option<u64>>) {
+    ) -> (BTreeSet<u64>, BTreeMap<u64, (u64, u32)>) {
         let next = self.sim.log().next_index();
         let mut cursor = ReadFrom::Offset(from);
         let mut seen = BTreeSet::new();
@@ -250,19 +249,16 @@ impl Run {
                 Err(_) => break,
             };
             for entry in &batch.entries {
-                self.check_entry(entry);
-                let record = entry.kind == EntryKind::Record;
-                if record {
-                    seen.insert(entry.offset.0);
+                for (offset, record) in entry.records() {
+                    self.check_record(offset.0, &record);
+                    seen.insert(offset.0);
                     if complete {
                         // After a crash, what is served is the truth (it was
                         // just checked against what may be served).
-                        self.model
-                            .records
-                            .insert(entry.offset.0, entry.data.clone());
+                        self.model.records.insert(offset.0, record);
                     }
                 }
-                served.insert(entry.index.0, record.then_some(entry.offset.0));
+                served.insert(entry.index.0, (entry.offset.0, entry.records));
             }
             let last = match (batch.damaged, batch.entries.last()) {
                 (Some(damage), _) => {
@@ -301,11 +297,7 @@ impl Run {
         (seen, served)
     }
 
-    fn check_entry(&self, entry: &Entry) {
-        if entry.kind != EntryKind::Record {
-            return;
-        }
-        let offset = entry.offset.0;
+    fn check_record(&self, offset: u64, record: &Bytes) {
         assert!(
             !self.model.flipped.contains(&offset),
             "flipped record {offset} was served"
@@ -313,9 +305,9 @@ impl Run {
         let stale = self.model.stale.get(&offset).into_iter().flatten();
         let mut allowed = self.model.records.get(&offset).into_iter().chain(stale);
         assert!(
-            allowed.any(|bytes| *bytes == entry.data),
+            allowed.any(|bytes| bytes == record),
             "record {offset}: read {}, expected {:?} or one truncated before a crash",
-            describe(&entry.data),
+            describe(record),
             self.model.records.get(&offset).map(|b| describe(b))
         );
     }
@@ -344,7 +336,7 @@ impl Run {
     /// After a crash, unacknowledged records may be gone or damaged: the
     /// model becomes what the log now serves (already checked against the
     /// old model).
-    fn rebuild_model(&mut self, seen: &BTreeSet<u64>, served: BTreeMap<u64, Option<u64>>) {
+    fn rebuild_model(&mut self, seen: &BTreeSet<u64>, served: BTreeMap<u64, (u64, u32)>) {
         let log = self.sim.log();
         self.model.indexes = served;
         self.model.stale.clear();
@@ -361,13 +353,14 @@ impl Run {
     /// torn write), and records which offset it damaged.
     fn flip(&mut self, choice: u32) {
         self.sim.run();
-        let Some((file, position, offset)) = pick_flip(&self.sim, choice) else {
+        let Some((file, position, offsets)) = pick_flip(&self.sim, choice) else {
             return;
         };
         self.sim
             .disk_mut()
             .flip_bit(file, position, (choice % 8) as u8);
-        if let Some(offset) = offset {
+        // A flip damages the whole entry: every record of its batch.
+        for offset in offsets {
             self.model.flipped.insert(offset);
             self.model.acked.remove(&offset);
         }
@@ -425,7 +418,7 @@ fn placeholder() -> SimLog {
 
 /// A byte inside an entry frame's data, in a store that is fully synced,
 /// that is not the log's last frame; with the offset of the record hit.
-fn pick_flip(sim: &SimLog, choice: u32) -> Option<(FileId, u64, Option<u64>)> {
+fn pick_flip(sim: &SimLog, choice: u32) -> Option<(FileId, u64, std::ops::Range<u64>)> {
     let disk = sim.disk();
     let mut frames = Vec::new();
     for name in disk.names() {
@@ -443,13 +436,14 @@ fn pick_flip(sim: &SimLog, choice: u32) -> Option<(FileId, u64, Option<u64>)> {
             continue;
         };
         while let Ok((entry, len)) = Entry::decode(&bytes.slice(position..)) {
-            if entry.kind == EntryKind::Record && !entry.data.is_empty() {
+            if entry.kind == EntryKind::Record {
                 let data_start = position + len - entry.data.len();
+                let offsets = entry.offset.0..entry.end_offset().0;
                 frames.push((
                     file,
                     data_start as u64,
                     entry.data.len() as u64,
-                    entry.offset.0,
+                    offsets,
                     entry.index,
                 ));
             }
@@ -461,8 +455,8 @@ fn pick_flip(sim: &SimLog, choice: u32) -> Option<(FileId, u64, Option<u64>)> {
     if frames.is_empty() {
         return None;
     }
-    let (file, start, len, offset, _) = frames[choice as usize % frames.len()];
-    Some((file, start + u64::from(choice) % len, Some(offset)))
+    let (file, start, len, offsets, _) = frames[choice as usize % frames.len()].clone();
+    Some((file, start + u64::from(choice) % len, offsets))
 }
 
 fn run(seed: u64, segment_bytes: u64, retention: bool, ops: &[Op]) {

@@ -39,6 +39,14 @@ pub enum Error {
         /// Data bytes in the append.
         bytes: u64,
     },
+    /// An entry is malformed (a batch without records, Raft's own entry
+    /// with records) or holds more records or bytes than one frame can.
+    EntryOutOfBounds {
+        /// Records in the entry.
+        records: usize,
+        /// Payload bytes of the entry.
+        bytes: usize,
+    },
     /// An entry's term is lower than the term of the entry before it.
     TermRegressed {
         /// The term of the log's last entry.
@@ -112,6 +120,10 @@ impl fmt::Display for Error {
             Error::AppendOutOfBounds { entries, bytes } => write!(
                 f,
                 "append of {entries} entries and {bytes} bytes is empty or exceeds the limits"
+            ),
+            Error::EntryOutOfBounds { records, bytes } => write!(
+                f,
+                "entry of {records} records and {bytes} bytes is malformed or exceeds the limits"
             ),
             Error::TermRegressed { last, offered } => {
                 write!(

@@ -12,6 +12,10 @@ pub const RECORD_BYTES_MAX: u32 = 1024 * 1024;
 /// Bytes of entry metadata in front of a record's data, at the most
 /// (postcard varints of index, term, offset, time, kind).
 pub const ENTRY_META_BYTES_MAX: u32 = 64;
+/// The most client records one entry (a batch) may hold.
+pub const ENTRY_RECORDS_MAX: u32 = 64 * 1024;
+/// The largest payload of one entry: what fits one frame after its metadata.
+pub const ENTRY_PAYLOAD_BYTES_MAX: u32 = FRAME_PAYLOAD_MAX - ENTRY_META_BYTES_MAX;
 /// The most entries one append may carry.
 pub const APPEND_ENTRIES_MAX: usize = 4096;
 /// The most bytes one append may carry (sum of data bytes).
@@ -63,6 +67,10 @@ const _: () =
 // An append never outgrows what one read or one segment could hold.
 const _: () = assert!(APPEND_BYTES_MAX < SEGMENT_BYTES_MAX);
 const _: () = assert!((APPEND_ENTRIES_MAX as u64) < SEGMENT_ENTRIES_MAX);
+// A slot counts an entry's records in 24 bits.
+const _: () = assert!(ENTRY_RECORDS_MAX < 1 << 24);
+// An entry holds at least one largest record.
+const _: () = assert!(ENTRY_PAYLOAD_BYTES_MAX >= RECORD_BYTES_MAX + 5);
 // Index writes cover whole 4 KiB pages.
 const _: () = assert!((INDEX_WRITE_SLOTS * INDEX_ENTRY_BYTES).is_multiple_of(4096));
 // Relative entry numbers fit the index's u32.

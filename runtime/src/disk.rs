@@ -14,9 +14,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use std::sync::mpsc;
-
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use cairn_core::limits::INDEX_BYTES_MAX;
 use cairn_core::log::disk::{DiskError, DiskOp, DiskOutcome, FileId, FileKind, FoundFile};
 use memmap2::{Mmap, MmapMut};
@@ -38,7 +36,8 @@ struct MappedIndex {
 
 /// Performs disk operations in one directory.
 pub struct FileDriver {
-    read_ahead: ReadAhead,
+    /// Where reads that miss the read-ahead land.
+    read_buffers: BufferPool,
     dir: PathBuf,
     dir_handle: File,
     stores: BTreeMap<FileId, File>,
@@ -56,7 +55,7 @@ impl FileDriver {
         }
         let dir_handle = File::open(dir)?;
         Ok(FileDriver {
-            read_ahead: ReadAhead::default(),
+            read_buffers: BufferPool::default(),
             dir: dir.to_owned(),
             dir_handle,
             stores: BTreeMap::new(),
@@ -71,14 +70,6 @@ impl FileDriver {
 
     /// Performs one operation.
     pub fn perform(&mut self, op: &DiskOp) -> Result<DiskOutcome, DiskError> {
-        match op {
-            DiskOp::Read { .. } | DiskOp::SyncDir => {}
-            DiskOp::Create { file }
-            | DiskOp::Write { file, .. }
-            | DiskOp::Sync { file }
-            | DiskOp::Truncate { file, .. }
-            | DiskOp::Delete { file } => self.read_ahead.discard(*file),
-        }
         let result = match op {
             DiskOp::SyncDir => self.dir_handle.sync_all().map(|()| DiskOutcome::Done),
             DiskOp::Create { file } => self.create(*file),
@@ -198,97 +189,58 @@ fn done(_: ()) -> DiskOutcome {
 }
 
 impl FileDriver {
-    /// Reads a range of a store. Sequential reads are served from a
-    /// read-ahead the driver started after the previous one, so the copy of
-    /// the next range overlaps the core's verification of this one.
+    /// Reads a range of a store. (A read-ahead thread overlapping the copy
+    /// of the next range with the core's verification of this one was
+    /// measured: it lost to plain positional reads, whose sequential pattern
+    /// the kernel's own read-ahead already serves, on cached and on cold
+    /// data alike.)
     fn read_store(&mut self, file: FileId, position: u64, len: u64) -> io::Result<Bytes> {
-        let bytes = match self.read_ahead.take(file, position, len) {
-            Some(bytes) => bytes,
-            None => {
-                self.store(file)?;
-                read_range(&self.stores[&file], position, len)?
-            }
-        };
-        if bytes.len() as u64 == len {
-            let handle = self.stores[&file].try_clone()?;
-            self.read_ahead.start(file, handle, position + len, len);
-        }
-        Ok(bytes)
+        self.store(file)?;
+        read_range(&self.stores[&file], position, len, &mut self.read_buffers)
     }
 }
 
 /// Reads `len` bytes from `position`, fewer at the end of the file.
-fn read_range(file: &File, position: u64, len: u64) -> io::Result<Bytes> {
-    let mut buffer = vec![0u8; len as usize];
-    let filled = read_at(file, position, &mut buffer)?;
+///
+/// The bytes land in a buffer of `pool` and leave as a frozen slice of it.
+fn read_range(file: &File, position: u64, len: u64, pool: &mut BufferPool) -> io::Result<Bytes> {
+    let buffer = pool.take(len as usize);
+    buffer.resize(len as usize, 0);
+    let filled = read_at(file, position, buffer)?;
     buffer.truncate(filled);
-    Ok(Bytes::from(buffer))
+    Ok(buffer.split().freeze())
 }
 
-/// One read in flight on a helper thread: the range after the last
-/// sequential read of a store.
-struct Pending {
-    file: FileId,
-    position: u64,
-    len: u64,
-    result: mpsc::Receiver<io::Result<Bytes>>,
-}
-
-/// A read for the read-ahead thread: the file, the range, where to answer.
-type Job = (File, u64, u64, mpsc::SyncSender<io::Result<Bytes>>);
-
-/// Read-ahead for sequential store reads, on one helper thread. It never
-/// changes what a read returns: any operation on a file other than a read
-/// discards its read-ahead, and a read that does not match it reads the
-/// file directly.
+/// A few read buffers used in turn. A buffer's memory comes back once every
+/// slice handed out of it has been dropped; while a reader still holds the
+/// last read, the next one lands in another buffer, so a stream of reads
+/// reuses warm memory instead of faulting in fresh pages for every read.
 #[derive(Default)]
-struct ReadAhead {
-    pending: Option<Pending>,
-    worker: Option<mpsc::Sender<Job>>,
+struct BufferPool {
+    buffers: Vec<BytesMut>,
 }
 
-impl ReadAhead {
-    fn start(&mut self, file: FileId, handle: File, position: u64, len: u64) {
-        let worker = self.worker.get_or_insert_with(|| {
-            let (jobs, queue) = mpsc::channel::<Job>();
-            std::thread::spawn(move || {
-                for (handle, position, len, answer) in queue {
-                    // The receiver may be gone (the read-ahead was discarded).
-                    let _ = answer.send(read_range(&handle, position, len));
-                }
-            });
-            jobs
+/// Buffers a pool keeps; a reader holding more reads than this at once
+/// makes the pool allocate.
+const READ_BUFFERS_MAX: usize = 4;
+
+impl BufferPool {
+    fn take(&mut self, len: usize) -> &mut BytesMut {
+        let reusable = self.buffers.iter_mut().position(|buffer| {
+            buffer.clear();
+            buffer.try_reclaim(len)
         });
-        let (answer, result) = mpsc::sync_channel(1);
-        if worker.send((handle, position, len, answer)).is_ok() {
-            self.pending = Some(Pending {
-                file,
-                position,
-                len,
-                result,
-            });
-        }
-    }
-
-    /// The read-ahead's bytes, if it covers exactly this read.
-    fn take(&mut self, file: FileId, position: u64, len: u64) -> Option<Bytes> {
-        let pending = self.pending.take()?;
-        let matches = pending.file == file && pending.position == position && pending.len == len;
-        // Wait for it either way, so that no read of the file is in flight
-        // once this returns.
-        let result = pending.result.recv().ok()?;
-        if matches {
-            result.ok()
-        } else {
-            None
-        }
-    }
-
-    /// Forgets any read-ahead of `file`, waiting for it to finish.
-    fn discard(&mut self, file: FileId) {
-        if self.pending.as_ref().is_some_and(|p| p.file == file) {
-            let _ = self.take(file, u64::MAX, 0);
-        }
+        let position = match reusable {
+            Some(position) => position,
+            None => {
+                if self.buffers.len() >= READ_BUFFERS_MAX {
+                    self.buffers.remove(0);
+                }
+                self.buffers.push(BytesMut::with_capacity(len));
+                self.buffers.len() - 1
+            }
+        };
+        &mut self.buffers[position]
     }
 }
 

@@ -9,9 +9,12 @@ use bytes::{Bytes, BytesMut};
 
 use crate::error::Error;
 use crate::ids::{LogIndex, Offset, Term};
-use crate::limits::{APPEND_BYTES_MAX, APPEND_ENTRIES_MAX, INDEX_WRITE_SLOTS, RECORD_BYTES_MAX};
+use crate::limits::{
+    APPEND_BYTES_MAX, APPEND_ENTRIES_MAX, ENTRY_PAYLOAD_BYTES_MAX, ENTRY_RECORDS_MAX,
+    INDEX_WRITE_SLOTS, RECORD_BYTES_MAX,
+};
 use crate::log::disk::{DiskOp, FileId};
-use crate::log::entry::{Entry, NewEntry, SegmentHeader};
+use crate::log::entry::{encode_frame, EntryKind, EntryMeta, NewEntry, Payload, SegmentHeader};
 use crate::log::index::{self, Slot, SLOT_BYTES};
 use crate::log::machine::{Appended, Log, Output, Pending};
 use crate::log::segment::Segment;
@@ -35,23 +38,23 @@ impl Log {
         let first = self.next_index();
         let first_offset = self.next_offset();
         let mut batch = self.start_batch();
-        for new in entries {
-            let entry = Entry {
+        for new in &entries {
+            let meta = EntryMeta {
                 index: self.next_index(),
                 term: new.term,
                 kind: new.kind,
                 offset: self.next_offset(),
+                records: new.records.len() as u32,
                 time: now,
-                data: new.data,
             };
-            let frame_len = entry.frame_len() as u64;
+            let frame_len = frame_len(&meta, new) as u64;
             let active = self.active();
             if active.entries > 0 && active.store_len + frame_len > self.config.segment_bytes {
                 self.flush(batch);
                 self.roll();
                 batch = self.start_batch();
             }
-            self.push(&mut batch, &entry);
+            self.push(&mut batch, &meta, new);
         }
         self.flush(batch);
         self.request_sync();
@@ -68,7 +71,7 @@ impl Log {
         if let Some(error) = self.stopped {
             return Err(Error::Stopped(error));
         }
-        let bytes: u64 = entries.iter().map(|e| e.data.len() as u64).sum();
+        let bytes: u64 = entries.iter().map(|e| e.payload_len() as u64).sum();
         if entries.is_empty() || entries.len() > APPEND_ENTRIES_MAX || bytes > APPEND_BYTES_MAX {
             return Err(Error::AppendOutOfBounds {
                 entries: entries.len(),
@@ -77,12 +80,7 @@ impl Log {
         }
         let mut last = self.last_term();
         for entry in entries {
-            if entry.data.len() > RECORD_BYTES_MAX as usize {
-                return Err(Error::RecordTooLarge {
-                    len: entry.data.len(),
-                    max: RECORD_BYTES_MAX,
-                });
-            }
+            check_entry(entry)?;
             if entry.term < last {
                 return Err(Error::TermRegressed {
                     last,
@@ -107,22 +105,29 @@ impl Log {
         }
     }
 
-    /// Frames `entry` into the batch and adds it to the active segment.
-    fn push(&mut self, batch: &mut Batch, entry: &Entry) {
+    /// Frames the entry `meta` into the batch and adds it to the active
+    /// segment.
+    fn push(&mut self, batch: &mut Batch, meta: &EntryMeta, new: &NewEntry) {
         let active = self.active_mut();
         assert_eq!(
-            entry.index,
+            meta.index,
             active.next_index(),
             "entries are appended densely"
         );
+        assert_eq!(meta.offset, active.next_offset, "offsets are dense");
         let position = active.store_len;
         let slot = Slot {
             position: position as u32,
-            term: entry.term,
-            kind: entry.kind,
+            term: meta.term,
+            kind: meta.kind,
+            records: meta.records,
         };
         let before = batch.frames.len();
-        entry.encode(&mut batch.frames);
+        let payload = match meta.kind {
+            EntryKind::Record => Payload::Records(&new.records),
+            EntryKind::Noop | EntryKind::Config => Payload::Bytes(&new.data),
+        };
+        encode_frame(meta, payload, &mut batch.frames);
         let frame_len = (batch.frames.len() - before) as u64;
         active
             .resident
@@ -131,11 +136,9 @@ impl Log {
             .push(slot);
         active.entries += 1;
         active.store_len += frame_len;
-        active.last_term = entry.term;
-        active.last_time = active.last_time.max(entry.time);
-        if entry.kind.takes_offset() {
-            active.next_offset = active.next_offset.next();
-        }
+        active.last_term = meta.term;
+        active.last_time = active.last_time.max(meta.time);
+        active.next_offset = meta.end_offset();
     }
 
     /// Writes the batch's frames to the active segment, and its index
@@ -295,4 +298,40 @@ impl Log {
             }
         }
     }
+}
+
+/// Checks one entry's shape and bounds: a batch holds at least one record
+/// and no other bytes; Raft's own entries hold no records; everything fits.
+fn check_entry(entry: &NewEntry) -> Result<(), Error> {
+    let shape_ok = match entry.kind {
+        EntryKind::Record => !entry.records.is_empty() && entry.data.is_empty(),
+        EntryKind::Noop | EntryKind::Config => entry.records.is_empty(),
+    };
+    let payload = entry.payload_len();
+    if !shape_ok
+        || entry.records.len() > ENTRY_RECORDS_MAX as usize
+        || payload > ENTRY_PAYLOAD_BYTES_MAX as usize
+    {
+        return Err(Error::EntryOutOfBounds {
+            records: entry.records.len(),
+            bytes: payload,
+        });
+    }
+    if let Some(record) = entry
+        .records
+        .iter()
+        .find(|r| r.len() > RECORD_BYTES_MAX as usize)
+    {
+        return Err(Error::RecordTooLarge {
+            len: record.len(),
+            max: RECORD_BYTES_MAX,
+        });
+    }
+    Ok(())
+}
+
+/// Bytes the frame of the entry `meta` holding `new` will take.
+fn frame_len(meta: &EntryMeta, new: &NewEntry) -> usize {
+    let meta_len = postcard::experimental::serialized_size(meta).expect("EntryMeta has a size");
+    cairn_proto::FRAME_HEADER_BYTES + meta_len + new.payload_len()
 }

@@ -46,15 +46,69 @@ impl EntryKind {
     }
 }
 
-/// An entry to append: the log assigns its index, offset and time.
+/// An entry to append: the log assigns its index, offsets and time.
+///
+/// A client entry is a batch of records, framed and checksummed once: the
+/// per-record cost of a frame (a CRC32C pass and a header) would otherwise
+/// dominate small records. Each record still takes its own offset.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewEntry {
     /// The Raft term it was created in.
     pub term: Term,
     /// What it is.
     pub kind: EntryKind,
-    /// Its bytes (a record's value, or a configuration).
+    /// For Raft's own entries, their bytes; empty for a batch of records.
     pub data: Bytes,
+    /// For a batch, its records (at least one); none for Raft's own entries.
+    pub records: Vec<Bytes>,
+}
+
+impl NewEntry {
+    /// A batch of client records.
+    pub fn records(term: Term, records: Vec<Bytes>) -> NewEntry {
+        NewEntry {
+            term,
+            kind: EntryKind::Record,
+            data: Bytes::new(),
+            records,
+        }
+    }
+
+    /// A leader's no-op.
+    pub fn noop(term: Term) -> NewEntry {
+        NewEntry {
+            term,
+            kind: EntryKind::Noop,
+            data: Bytes::new(),
+            records: Vec::new(),
+        }
+    }
+
+    /// A cluster configuration.
+    pub fn config(term: Term, data: Bytes) -> NewEntry {
+        NewEntry {
+            term,
+            kind: EntryKind::Config,
+            data,
+            records: Vec::new(),
+        }
+    }
+
+    /// Bytes of the entry's payload once framed.
+    pub fn payload_len(&self) -> usize {
+        self.data.len()
+            + self
+                .records
+                .iter()
+                .map(|r| varint_len(r.len()) + r.len())
+                .sum::<usize>()
+    }
+}
+
+/// Bytes of a postcard varint holding `value`.
+fn varint_len(value: usize) -> usize {
+    let bits = usize::BITS - value.leading_zeros();
+    (bits.max(1) as usize).div_ceil(7)
 }
 
 /// An entry as stored and read back.
@@ -66,12 +120,15 @@ pub struct Entry {
     pub term: Term,
     /// What it is.
     pub kind: EntryKind,
-    /// For a record, its client offset; for Raft's own entries, the offset
-    /// the next record will take.
+    /// For a batch, its first record's client offset; for Raft's own
+    /// entries, the offset the next record will take.
     pub offset: Offset,
+    /// Client records it holds (0 for Raft's own entries).
+    pub records: u32,
     /// When it was appended, by the log's `now`; judges retention by age.
     pub time: Instant,
-    /// Its bytes.
+    /// Its payload: Raft's own bytes, or the batch's records, each a
+    /// postcard varint length and the record's bytes (see [`Entry::records`]).
     pub data: Bytes,
 }
 
@@ -84,13 +141,20 @@ pub struct EntryMeta {
     pub term: Term,
     /// What it is.
     pub kind: EntryKind,
-    /// Its client offset, or for Raft's own entries the next record's.
+    /// Its first record's offset, or for Raft's own entries the next one's.
     pub offset: Offset,
+    /// Client records it holds.
+    pub records: u32,
     /// When it was appended.
     pub time: Instant,
 }
 
 impl EntryMeta {
+    /// The offset after this entry's records.
+    pub fn end_offset(&self) -> Offset {
+        self.offset.plus(u64::from(self.records))
+    }
+
     /// Decodes and verifies the entry frame at the start of `buf`, keeping
     /// only its metadata. Returns the metadata and the frame's length.
     pub fn decode(buf: &[u8]) -> Result<(EntryMeta, usize), FrameError> {
@@ -101,10 +165,99 @@ impl EntryMeta {
                 found: frame.header.kind,
             });
         }
-        let (meta, _data): (EntryMeta, &[u8]) =
+        let (meta, data): (EntryMeta, &[u8]) =
             frame::decode_payload_prefix(FrameKind::Entry, frame.payload)?;
+        check_batch(&meta, data)?;
         Ok((meta, frame.header.frame_len()))
     }
+}
+
+impl EntryMeta {
+    /// Reads the metadata of the entry frame at the start of `buf` without
+    /// verifying its checksum: the frame may be large, and this is for the
+    /// O(1) start-up check of a sealed segment, whose caller cross-checks
+    /// the result against the index slot, the file's length and the next
+    /// segment's header. Reads verify every frame in full.
+    pub fn peek(buf: &[u8]) -> Result<(EntryMeta, usize), FrameError> {
+        let header = frame::decode_header(buf)?;
+        if header.kind != FrameKind::Entry {
+            return Err(FrameError::UnexpectedKind {
+                expected: FrameKind::Entry,
+                found: header.kind,
+            });
+        }
+        let meta_end = header
+            .frame_len()
+            .min(cairn_proto::FRAME_HEADER_BYTES + ENTRY_META_BYTES_MAX as usize);
+        let Some(prefix) = buf.get(cairn_proto::FRAME_HEADER_BYTES..meta_end) else {
+            return Err(FrameError::Truncated {
+                needed: meta_end,
+                available: buf.len(),
+            });
+        };
+        let (meta, _): (EntryMeta, &[u8]) = frame::decode_payload_prefix(FrameKind::Entry, prefix)?;
+        Ok((meta, header.frame_len()))
+    }
+}
+
+/// Checks that an entry's payload holds exactly the records its metadata
+/// counts: a checksum can pass over bytes that were framed wrongly.
+fn check_batch(meta: &EntryMeta, mut data: &[u8]) -> Result<(), FrameError> {
+    let malformed = |error| FrameError::MalformedPayload {
+        kind: FrameKind::Entry,
+        error,
+    };
+    if (meta.records > 0) != meta.kind.takes_offset() {
+        return Err(malformed(postcard::Error::DeserializeBadEnum));
+    }
+    if meta.records == 0 {
+        return Ok(());
+    }
+    for _ in 0..meta.records {
+        let (len, rest): (u32, &[u8]) = postcard::take_from_bytes(data).map_err(malformed)?;
+        data = rest
+            .get(len as usize..)
+            .ok_or(malformed(postcard::Error::DeserializeUnexpectedEnd))?;
+    }
+    if data.is_empty() {
+        Ok(())
+    } else {
+        Err(FrameError::TrailingBytes {
+            kind: FrameKind::Entry,
+            len: data.len(),
+        })
+    }
+}
+
+/// What an entry's payload is made of, for framing.
+#[derive(Clone, Copy, Debug)]
+pub enum Payload<'a> {
+    /// Raw bytes (Raft's own entries, or an already encoded batch).
+    Bytes(&'a [u8]),
+    /// Records to encode as a batch.
+    Records(&'a [Bytes]),
+}
+
+/// Appends the frame of the entry `meta` with `payload` to `out`.
+pub fn encode_frame<B: frame::FrameBuffer>(meta: &EntryMeta, payload: Payload<'_>, out: &mut B) {
+    let mut head = [0u8; ENTRY_META_BYTES_MAX as usize];
+    // EntryMeta is six varints and a one-byte enum: it always fits.
+    let head = postcard::to_slice(meta, &mut head).expect("EntryMeta fits its bound");
+    let start = frame::begin(out, FrameKind::Entry);
+    out.put(head);
+    match payload {
+        Payload::Bytes(bytes) => out.put(bytes),
+        Payload::Records(records) => {
+            for record in records {
+                let mut len = [0u8; 5];
+                let len = postcard::to_slice(&(record.len() as u32), &mut len)
+                    .expect("a u32 fits 5 bytes");
+                out.put(len);
+                out.put(record);
+            }
+        }
+    }
+    frame::finish(out, start);
 }
 
 /// The first frame of every store file: where its segment starts.
@@ -126,19 +279,33 @@ impl Entry {
             term: self.term,
             kind: self.kind,
             offset: self.offset,
+            records: self.records,
             time: self.time,
         }
     }
 
     /// Appends this entry's frame to `out`.
     pub fn encode<B: frame::FrameBuffer>(&self, out: &mut B) {
-        let mut meta = [0u8; ENTRY_META_BYTES_MAX as usize];
-        // EntryMeta is five varints and a one-byte enum: it always fits.
-        let meta = postcard::to_slice(&self.meta(), &mut meta).expect("EntryMeta fits its bound");
-        let start = frame::begin(out, FrameKind::Entry);
-        out.put(meta);
-        out.put(&self.data);
-        frame::finish(out, start);
+        encode_frame(&self.meta(), Payload::Bytes(&self.data), out);
+    }
+
+    /// The batch's records with their offsets (none for Raft's own
+    /// entries), as slices of the entry's bytes.
+    pub fn records(&self) -> impl Iterator<Item = (Offset, Bytes)> + '_ {
+        let mut rest = self.data.clone();
+        (0..u64::from(self.records)).map(move |n| {
+            let (len, tail): (u32, &[u8]) =
+                postcard::take_from_bytes(&rest).expect("a decoded entry's batch was checked");
+            let start = rest.len() - tail.len();
+            let record = rest.slice(start..start + len as usize);
+            rest = rest.slice(start + len as usize..);
+            (self.offset.plus(n), record)
+        })
+    }
+
+    /// The offset after this entry's records.
+    pub fn end_offset(&self) -> Offset {
+        self.offset.plus(u64::from(self.records))
     }
 
     /// Decodes the entry frame at the start of `buf`, which the entry's data
@@ -153,12 +320,14 @@ impl Entry {
         }
         let (meta, data): (EntryMeta, &[u8]) =
             frame::decode_payload_prefix(FrameKind::Entry, frame.payload)?;
+        check_batch(&meta, data)?;
         let data_start = frame.header.frame_len() - data.len();
         let entry = Entry {
             index: meta.index,
             term: meta.term,
             kind: meta.kind,
             offset: meta.offset,
+            records: meta.records,
             time: meta.time,
             data: buf.slice(data_start..frame.header.frame_len()),
         };
@@ -200,33 +369,90 @@ impl SegmentHeader {
 mod tests {
     use super::*;
 
-    fn entry(kind: EntryKind, data: &'static [u8]) -> Entry {
-        Entry {
+    fn meta(kind: EntryKind, records: u32) -> EntryMeta {
+        EntryMeta {
             index: LogIndex(300),
             term: Term(7),
             kind,
             offset: Offset(1 << 40),
+            records,
             time: Instant::from_nanos(123_456_789),
-            data: Bytes::from_static(data),
         }
     }
 
-    // Goal: every kind of entry round-trips, and its frame length is exact.
+    // Goal: a batch of records and Raft's own entries round-trip; records
+    // come back with their offsets, and the frame length is exact.
     #[test]
     fn entries_round_trip() {
-        for (kind, data) in [
-            (EntryKind::Record, &b"hello"[..]),
-            (EntryKind::Noop, &b""[..]),
-            (EntryKind::Config, &[0u8; 300][..]),
-        ] {
-            let original = entry(kind, data);
+        let records = vec![
+            Bytes::from_static(b"hello"),
+            Bytes::new(),
+            Bytes::from(vec![9u8; 300]),
+        ];
+        let cases: Vec<(EntryMeta, Payload<'_>)> = vec![
+            (meta(EntryKind::Record, 3), Payload::Records(&records)),
+            (meta(EntryKind::Noop, 0), Payload::Bytes(b"")),
+            (meta(EntryKind::Config, 0), Payload::Bytes(&[0u8; 300])),
+        ];
+        for (meta, payload) in cases {
             let mut out = Vec::new();
-            original.encode(&mut out);
-            assert_eq!(out.len(), original.frame_len());
+            encode_frame(&meta, payload, &mut out);
+            let framed = out.len();
             out.extend_from_slice(b"next frame");
             let (decoded, len) = Entry::decode(&Bytes::from(out)).unwrap();
-            assert_eq!(decoded, original);
-            assert_eq!(len, original.frame_len());
+            assert_eq!(
+                (decoded.meta(), len, decoded.frame_len()),
+                (meta, framed, framed)
+            );
+            let mut again = Vec::new();
+            decoded.encode(&mut again);
+            assert_eq!(
+                again.len(),
+                framed,
+                "an entry read back frames to the same bytes"
+            );
+            let got: Vec<(Offset, Bytes)> = decoded.records().collect();
+            let expected: Vec<(Offset, Bytes)> = match payload {
+                Payload::Records(records) => (0..)
+                    .map(|n| meta.offset.plus(n))
+                    .zip(records.iter().cloned())
+                    .collect(),
+                Payload::Bytes(_) => Vec::new(),
+            };
+            assert_eq!(got, expected);
+        }
+    }
+
+    // Goal: a batch whose count disagrees with its bytes is malformed even
+    // when its checksum holds.
+    #[test]
+    fn miscounted_batches_are_malformed() {
+        let records = vec![Bytes::from_static(b"a"), Bytes::from_static(b"bc")];
+        for (count, kind) in [
+            (1, EntryKind::Record),
+            (3, EntryKind::Record),
+            (2, EntryKind::Noop),
+        ] {
+            let mut out = Vec::new();
+            encode_frame(&meta(kind, count), Payload::Records(&records), &mut out);
+            assert!(
+                Entry::decode(&Bytes::from(out.clone())).is_err(),
+                "{count} {kind:?}"
+            );
+            assert!(EntryMeta::decode(&out).is_err());
+        }
+    }
+
+    fn entry(kind: EntryKind, data: &'static [u8]) -> Entry {
+        let meta = meta(kind, 0);
+        Entry {
+            index: meta.index,
+            term: meta.term,
+            kind,
+            offset: meta.offset,
+            records: 0,
+            time: meta.time,
+            data: Bytes::from_static(data),
         }
     }
 
@@ -245,7 +471,7 @@ mod tests {
         );
         assert!(Entry::decode(&Bytes::from(bytes)).is_err());
         let mut out = Vec::new();
-        entry(EntryKind::Record, b"x").encode(&mut out);
+        entry(EntryKind::Noop, b"").encode(&mut out);
         assert!(SegmentHeader::decode(&out).is_err());
     }
 }

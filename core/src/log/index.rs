@@ -11,12 +11,13 @@
 //!      4    4 position of the entry's frame in the store, u32 LE
 //!      8    8 the entry's term, u64 LE
 //!     16    1 the entry's kind
-//!     17    3 reserved, zero
+//!     17    3 client records in the entry, u24 LE
 //!     20    4 CRC32C of bytes 0..20, u32 LE
 //! ```
 //!
-//! Carrying term and kind lets the active segment's terms and client offsets
-//! be rebuilt from its index alone at startup, without reading its store.
+//! Carrying term, kind and record count lets the active segment's terms and
+//! client offsets be rebuilt from its index alone at startup, without
+//! reading its store.
 
 use crate::ids::Term;
 use crate::limits::INDEX_ENTRY_BYTES;
@@ -35,7 +36,12 @@ pub struct Slot {
     pub term: Term,
     /// The entry's kind.
     pub kind: EntryKind,
+    /// Client records in the entry.
+    pub records: u32,
 }
+
+/// The most records a slot can count (a u24).
+pub const SLOT_RECORDS_MAX: u32 = (1 << 24) - 1;
 
 /// The bytes of slot number `relative`.
 pub fn encode(relative: u32, slot: Slot) -> [u8; SLOT_BYTES] {
@@ -44,6 +50,11 @@ pub fn encode(relative: u32, slot: Slot) -> [u8; SLOT_BYTES] {
     out[4..8].copy_from_slice(&slot.position.to_le_bytes());
     out[8..16].copy_from_slice(&slot.term.0.to_le_bytes());
     out[16] = slot.kind as u8;
+    assert!(
+        slot.records <= SLOT_RECORDS_MAX,
+        "records per entry are bounded"
+    );
+    out[17..20].copy_from_slice(&slot.records.to_le_bytes()[..3]);
     let crc = crc32c::crc32c(&out[..20]);
     out[20..24].copy_from_slice(&crc.to_le_bytes());
     out
@@ -54,7 +65,7 @@ pub fn encode(relative: u32, slot: Slot) -> [u8; SLOT_BYTES] {
 pub fn decode(relative: u32, bytes: &[u8]) -> Option<Slot> {
     let bytes: &[u8; SLOT_BYTES] = bytes.try_into().ok()?;
     let crc = u32::from_le_bytes(bytes[20..24].try_into().ok()?);
-    if crc != crc32c::crc32c(&bytes[..20]) || bytes[17..20] != [0, 0, 0] {
+    if crc != crc32c::crc32c(&bytes[..20]) {
         return None;
     }
     if u32::from_le_bytes(bytes[0..4].try_into().ok()?) != relative {
@@ -64,6 +75,7 @@ pub fn decode(relative: u32, bytes: &[u8]) -> Option<Slot> {
         position: u32::from_le_bytes(bytes[4..8].try_into().ok()?),
         term: Term(u64::from_le_bytes(bytes[8..16].try_into().ok()?)),
         kind: EntryKind::from_byte(bytes[16])?,
+        records: u32::from_le_bytes([bytes[17], bytes[18], bytes[19], 0]),
     })
 }
 
@@ -102,6 +114,7 @@ mod tests {
             position,
             term: Term(term),
             kind: EntryKind::Record,
+            records: 3,
         }
     }
 

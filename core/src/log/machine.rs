@@ -28,7 +28,7 @@
 //! use cairn_core::config::LogConfig;
 //! use cairn_core::ids::{ReadId, Term};
 //! use cairn_core::log::disk::{DiskOp, DiskOutcome, FileId};
-//! use cairn_core::log::entry::{EntryKind, NewEntry};
+//! use cairn_core::log::entry::NewEntry;
 //! use cairn_core::log::machine::{Input, Log, Output, ReadFrom};
 //! use cairn_core::log::recovery::Recovered;
 //! use cairn_core::time::Instant;
@@ -57,8 +57,9 @@
 //! let now = Instant::ZERO;
 //! let mut disk = BTreeMap::new();
 //! let mut log = Log::new(LogConfig::default(), Recovered::default(), now).unwrap();
-//! let record = NewEntry { term: Term(1), kind: EntryKind::Record, data: Bytes::from_static(b"hi") };
-//! let appended = log.append(now, vec![record]).unwrap();
+//! let batch = NewEntry::records(Term(1), vec![Bytes::from_static(b"hi"), Bytes::from_static(b"there")]);
+//! let appended = log.append(now, vec![batch]).unwrap();
+//! assert_eq!((appended.first_offset.get(), appended.end_offset.get()), (0, 2));
 //! log.read(ReadId(1), ReadFrom::Offset(appended.first_offset), 10, 1 << 20).unwrap();
 //! let (mut durable, mut read) = (false, None);
 //! while let Some(output) = log.poll_output() {
@@ -73,7 +74,8 @@
 //!     }
 //! }
 //! assert!(durable);
-//! assert_eq!(&read.unwrap().entries[0].data[..], b"hi");
+//! let records: Vec<_> = read.unwrap().entries[0].records().map(|(_, record)| record).collect();
+//! assert_eq!(records, [&b"hi"[..], &b"there"[..]]);
 //! ```
 
 use std::collections::{BTreeMap, VecDeque};

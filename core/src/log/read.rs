@@ -62,6 +62,7 @@ struct Expected {
     index: LogIndex,
     term: Term,
     kind: EntryKind,
+    records: u32,
     offset: Offset,
     next_offset: Offset,
     start: u32,
@@ -204,16 +205,13 @@ impl Log {
             bytes += end - start;
             let slot = segment.slot(index).expect("resident");
             let offset = segment.offset(index).expect("resident");
-            let next_offset = if slot.kind.takes_offset() {
-                offset.next()
-            } else {
-                offset
-            };
+            let next_offset = offset.plus(u64::from(slot.records));
             let (start, end) = (start as u32, end as u32);
             expected.push(Expected {
                 index,
                 term: slot.term,
                 kind: slot.kind,
+                records: slot.records,
                 offset,
                 next_offset,
                 start,
@@ -333,13 +331,14 @@ impl Log {
             last_term: segment.prev_term,
             last_time: Instant::ZERO,
         };
+        let last_term = segment.last_term;
         let (entries, next_index, next_offset) =
             (segment.entries, segment.next_index(), segment.next_offset);
         let mut found = scan::scan(&bytes, start);
         found.slots.truncate(entries as usize);
         let mut damaged = found.damaged.clone();
         if (found.slots.len() as u64) < entries {
-            damaged.push(scan::pad(&mut found, next_index, next_offset));
+            damaged.push(scan::pad(&mut found, next_index, next_offset, last_term));
         }
         self.rewrite_sealed_index(base, &found.slots);
         for damage in damaged {
@@ -442,6 +441,7 @@ fn verify(bytes: &Bytes, origin: u32, expected: &Expected) -> Option<Entry> {
         && entry.term == expected.term
         && entry.kind == expected.kind
         && entry.offset == expected.offset
+        && entry.records == expected.records
         && frame_len <= end - start;
     matches.then_some(entry)
 }

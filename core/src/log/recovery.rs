@@ -103,8 +103,9 @@ pub fn recover(files: &[FoundFile<'_>]) -> Result<Recovered, Error> {
         let segment = match stores.get(position + 1) {
             None => recovered.recover_active(base, store, index, previous.as_ref()),
             Some(&(next, next_store, _)) => {
-                let next_offset = header_of(next, next_store).map(|(h, _)| h.base_offset);
-                let next = (next, next_offset);
+                let next_header =
+                    header_of(next, next_store).map(|(h, _)| (h.base_offset, h.prev_term));
+                let next = (next, next_header);
                 recovered.recover_sealed(base, store, index, previous.as_ref(), next)
             }
         };
@@ -161,18 +162,26 @@ impl Recovered {
         store: &[u8],
         index: Option<&[u8]>,
         previous: Option<&Segment>,
-        next: (LogIndex, Option<Offset>),
+        next: (LogIndex, Option<(Offset, Term)>),
     ) -> Segment {
-        if let Some(segment) = index.and_then(|index| sealed_fast_path(base, store, index)) {
+        let (next_base, next_header) = next;
+        let fast = index.and_then(|index| sealed_fast_path(base, store, index));
+        // The fast path reads the last frame's metadata unverified: the next
+        // segment's header must agree with where it says this one ends.
+        let agrees = |s: &Segment| {
+            next_header.is_none_or(|(offset, term)| s.next_offset == offset && s.last_term == term)
+        };
+        if let Some(segment) = fast.filter(|s| agrees(s) && s.next_index() == next_base) {
             return segment;
         }
         let (mut segment, mut scan) = self.scan_segment(base, store, previous);
-        let (next_base, next_offset) = next;
+        let (next_offset, next_term) = (next_header.map(|h| h.0), next_header.map(|h| h.1));
         if scan.end.next_index < next_base {
             self.notes.push(Note::SealedTailDamaged(base));
             let missing = next_base.0 - scan.end.next_index.0;
             let end_offset = next_offset.unwrap_or(scan.end.next_offset.plus(missing));
-            let damage = scan::pad(&mut scan, next_base, end_offset);
+            let end_term = next_term.unwrap_or(scan.end.last_term);
+            let damage = scan::pad(&mut scan, next_base, end_offset, end_term);
             fill(&mut segment, scan.slots.clone(), &scan);
             self.damaged.push(damage);
         }
@@ -337,7 +346,8 @@ fn headerless(base: LogIndex, store: &[u8], previous: Option<&Segment>) -> Segme
     let (base_offset, prev_term) = match (previous, first_entry(store, base)) {
         (Some(previous), _) => (previous.next_offset, previous.last_term),
         (None, Some(meta)) => (
-            Offset(meta.offset.0.saturating_sub(meta.index.0 - base.0)),
+            // Unknown records may precede it: offsets resume at its own.
+            meta.offset,
             meta.term,
         ),
         (None, None) => (Offset(0), Term(0)),
@@ -363,17 +373,17 @@ fn trusted_end(segment: &Segment, store: &[u8], slots: &[Slot]) -> Option<Cursor
     };
     let index = segment.base.plus(slots.len() as u64 - 1);
     let (meta, frame_len) = EntryMeta::decode(&store[last.position as usize..]).ok()?;
-    if meta.index != index || meta.term != last.term || meta.kind != last.kind {
+    if meta.index != index
+        || meta.term != last.term
+        || meta.kind != last.kind
+        || meta.records != last.records
+    {
         return None;
     }
     Some(Cursor {
         position: u64::from(last.position) + frame_len as u64,
         next_index: index.next(),
-        next_offset: if meta.kind.takes_offset() {
-            meta.offset.next()
-        } else {
-            meta.offset
-        },
+        next_offset: meta.end_offset(),
         last_term: meta.term,
         last_time: meta.time,
     })
@@ -396,11 +406,12 @@ fn sealed_fast_path(base: LogIndex, store: &[u8], index: &[u8]) -> Option<Segmen
     }
     let count = index.len() / SLOT_BYTES;
     let last = index::decode((count - 1) as u32, &index[index.len() - SLOT_BYTES..])?;
-    let (meta, frame_len) = EntryMeta::decode(store.get(last.position as usize..)?).ok()?;
+    let (meta, frame_len) = EntryMeta::peek(store.get(last.position as usize..)?).ok()?;
     let last_index = base.plus(count as u64 - 1);
     let consistent = meta.index == last_index
         && meta.term == last.term
         && meta.kind == last.kind
+        && meta.records == last.records
         && last.position as usize + frame_len == store.len()
         && last.position >= header_len;
     if !consistent {
@@ -410,11 +421,7 @@ fn sealed_fast_path(base: LogIndex, store: &[u8], index: &[u8]) -> Option<Segmen
     segment.entries = count as u64;
     segment.store_len = store.len() as u64;
     segment.last_term = meta.term;
-    segment.next_offset = if meta.kind.takes_offset() {
-        meta.offset.next()
-    } else {
-        meta.offset
-    };
+    segment.next_offset = meta.end_offset();
     segment.last_time = meta.time;
     segment.resident = None;
     Some(segment)

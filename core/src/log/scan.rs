@@ -114,7 +114,7 @@ fn resync(store: &[u8], at: u64, cursor: &Cursor) -> Option<(u64, EntryMeta)> {
         let plausible = meta.index >= cursor.next_index
             && meta.term >= cursor.last_term
             && meta.offset >= cursor.next_offset
-            && meta.offset.0 - cursor.next_offset.0 <= skipped
+            && (skipped > 0 || meta.offset == cursor.next_offset)
             && position - at >= skipped;
         if plausible {
             return Some((position, meta));
@@ -127,18 +127,19 @@ fn resync(store: &[u8], at: u64, cursor: &Cursor) -> Option<(u64, EntryMeta)> {
 /// longer holds (a sealed store cut short or damaged at its end), so that
 /// slots stay one per entry; returns the damage, which reads stop at, so a
 /// placeholder is never read. `end_offset` is where the next segment's
-/// offsets start.
-pub fn pad(scan: &mut Scan, end: LogIndex, end_offset: Offset) -> Damage {
+/// offsets start, `end_term` the term of the entry before `end`.
+pub fn pad(scan: &mut Scan, end: LogIndex, end_offset: Offset, end_term: Term) -> Damage {
     let skipped = end.0 - scan.end.next_index.0;
     assert!(skipped > 0, "padding adds entries");
-    let end_offset = end_offset
-        .max(scan.end.next_offset)
-        .min(scan.end.next_offset.plus(skipped));
+    // The placeholders take the term of the entry before `end`, known from
+    // the segment (or the next one's header): terms never fall.
+    scan.end.last_term = scan.end.last_term.max(end_term);
     let after = EntryMeta {
         index: end,
         term: scan.end.last_term,
         kind: EntryKind::Record,
-        offset: end_offset,
+        offset: end_offset.max(scan.end.next_offset),
+        records: 0,
         time: scan.end.last_time,
     };
     scan.mark_damaged(scan.end.position + skipped, &after);
@@ -151,37 +152,34 @@ impl Scan {
             position: position as u32,
             term: meta.term,
             kind: meta.kind,
+            records: meta.records,
         });
         let end = &mut self.end;
         end.position = position + frame_len;
         end.next_index = meta.index.next();
-        end.next_offset = if meta.kind.takes_offset() {
-            meta.offset.next()
-        } else {
-            meta.offset
-        };
+        end.next_offset = meta.end_offset();
         end.last_term = meta.term;
         end.last_time = end.last_time.max(meta.time);
     }
 
     /// Records the entries between the cursor and the valid frame found at
     /// `position` (holding `meta`) as damaged. Their slots get placeholder
-    /// positions inside the damaged bytes, so positions keep growing; their
-    /// kinds are chosen so that offsets stay exact after them.
+    /// positions inside the damaged bytes, so positions keep growing; the
+    /// first holds every record they skip, so offsets stay exact after them.
     fn mark_damaged(&mut self, position: u64, meta: &EntryMeta) {
         let cursor = self.end;
         let skipped = meta.index.0 - cursor.next_index.0;
-        let records = meta.offset.0 - cursor.next_offset.0;
+        let records = u32::try_from(meta.offset.0 - cursor.next_offset.0).unwrap_or(u32::MAX);
         for n in 0..skipped {
-            let kind = if n < records {
-                EntryKind::Record
-            } else {
-                EntryKind::Noop
+            let (kind, records) = match (n, records) {
+                (0, 1..) => (EntryKind::Record, records),
+                _ => (EntryKind::Noop, 0),
             };
             self.slots.push(Slot {
                 position: (cursor.position + n) as u32,
                 term: cursor.last_term,
                 kind,
+                records,
             });
         }
         if skipped > 0 {
@@ -201,7 +199,7 @@ impl Scan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::entry::Entry;
+    use crate::log::entry::{encode_frame, Payload};
     use bytes::Bytes;
 
     fn store(count: u64) -> (Vec<u8>, Vec<u64>) {
@@ -209,15 +207,16 @@ mod tests {
         let mut positions = Vec::new();
         for i in 0..count {
             positions.push(out.len() as u64);
-            Entry {
+            let meta = EntryMeta {
                 index: LogIndex(1 + i),
                 term: Term(1),
                 kind: EntryKind::Record,
                 offset: Offset(i),
+                records: 1,
                 time: Instant::from_nanos(i),
-                data: Bytes::from(vec![i as u8; 40]),
-            }
-            .encode(&mut out);
+            };
+            let record = [Bytes::from(vec![i as u8; 40])];
+            encode_frame(&meta, Payload::Records(&record), &mut out);
         }
         (out, positions)
     }

@@ -15,40 +15,42 @@ use crate::time::Instant;
 pub struct Resident {
     /// One slot per entry, by relative number.
     pub slots: Vec<Slot>,
-    /// Relative numbers of the entries that take no client offset, ascending.
-    pub gaps: Vec<u32>,
+    /// Each entry's first offset, relative to the segment's base offset.
+    pub starts: Vec<u32>,
 }
 
 impl Resident {
-    /// Builds the gap list from the slots.
+    /// Builds the offsets from the slots.
     pub fn from_slots(slots: Vec<Slot>) -> Resident {
-        let gaps = slots
-            .iter()
-            .enumerate()
-            .filter(|(_, slot)| !slot.kind.takes_offset())
-            .map(|(relative, _)| relative as u32)
-            .collect();
-        Resident { slots, gaps }
+        let mut resident = Resident {
+            slots: Vec::with_capacity(slots.len()),
+            starts: Vec::with_capacity(slots.len()),
+        };
+        for slot in slots {
+            resident.push(slot);
+        }
+        resident
+    }
+
+    /// Client records in all the slots.
+    pub fn records(&self) -> u64 {
+        match (self.starts.last(), self.slots.last()) {
+            (Some(&start), Some(slot)) => u64::from(start) + u64::from(slot.records),
+            _ => 0,
+        }
     }
 
     /// Adds the slot of the next entry.
     pub fn push(&mut self, slot: Slot) {
-        if !slot.kind.takes_offset() {
-            self.gaps.push(self.slots.len() as u32);
-        }
+        let start = u32::try_from(self.records()).expect("a segment holds fewer than 2^32 records");
+        self.starts.push(start);
         self.slots.push(slot);
     }
 
     /// Keeps the first `len` slots.
     pub fn truncate(&mut self, len: usize) {
         self.slots.truncate(len);
-        let keep = self.gaps.partition_point(|&gap| (gap as usize) < len);
-        self.gaps.truncate(keep);
-    }
-
-    /// Entries before relative number `relative` that take no offset.
-    fn gaps_before(&self, relative: u64) -> u64 {
-        self.gaps.partition_point(|&gap| u64::from(gap) < relative) as u64
+        self.starts.truncate(len);
     }
 }
 
@@ -154,19 +156,16 @@ impl Segment {
         self.slot(index).map(|slot| slot.term)
     }
 
-    /// The client offset of `index` (for Raft's own entries, the next
-    /// record's), if resident.
+    /// The first client offset of `index` (for Raft's own entries, the
+    /// next record's), if resident.
     pub fn offset(&self, index: LogIndex) -> Option<Offset> {
         let resident = self.resident.as_ref()?;
-        let relative = self.relative(index);
-        Some(
-            self.base_offset
-                .plus(relative - resident.gaps_before(relative)),
-        )
+        let relative = self.relative(index) as usize;
+        Some(self.base_offset.plus(u64::from(resident.starts[relative])))
     }
 
-    /// The index of the record at `offset`, if resident. The offset must be
-    /// one of the segment's records.
+    /// The index of the entry holding the record at `offset`, if resident.
+    /// The offset must be one of the segment's records.
     pub fn index_of_offset(&self, offset: Offset) -> Option<LogIndex> {
         assert!(
             self.contains_offset(offset),
@@ -174,23 +173,24 @@ impl Segment {
             self.base
         );
         let resident = self.resident.as_ref()?;
-        let mut relative = offset.0 - self.base_offset.0;
-        for &gap in &resident.gaps {
-            if u64::from(gap) <= relative {
-                relative += 1;
-            } else {
-                break;
-            }
-        }
-        debug_assert!(resident.slots[relative as usize].kind == EntryKind::Record);
-        Some(self.base.plus(relative))
+        let target = offset.0 - self.base_offset.0;
+        // The last entry starting at or before the offset holds it: an entry
+        // of Raft's own starting there too would come before the batch.
+        let relative = resident
+            .starts
+            .partition_point(|&start| u64::from(start) <= target)
+            - 1;
+        let slot = resident.slots[relative];
+        debug_assert!(slot.kind == EntryKind::Record);
+        debug_assert!(target < u64::from(resident.starts[relative]) + u64::from(slot.records));
+        Some(self.base.plus(relative as u64))
     }
 
     /// Checks the segment's own invariants.
     pub fn check_invariants(&self) {
         assert!(self.store_len >= u64::from(self.header_len));
         assert!(self.last_term >= self.prev_term);
-        assert!(self.next_offset.0 - self.base_offset.0 <= self.entries);
+        assert!(self.next_offset >= self.base_offset);
         if self.entries == 0 {
             assert_eq!(self.store_len, u64::from(self.header_len));
             assert_eq!(self.next_offset, self.base_offset);
@@ -199,8 +199,8 @@ impl Segment {
             return;
         };
         assert_eq!(resident.slots.len() as u64, self.entries);
-        let records = self.entries - resident.gaps.len() as u64;
-        assert_eq!(self.base_offset.plus(records), self.next_offset);
+        assert_eq!(resident.starts.len(), resident.slots.len());
+        assert_eq!(self.base_offset.plus(resident.records()), self.next_offset);
         if let Some(last) = resident.slots.last() {
             assert_eq!(last.term, self.last_term);
             assert!(u64::from(last.position) < self.store_len);
@@ -216,48 +216,48 @@ impl Segment {
 mod tests {
     use super::*;
 
-    fn slot(position: u32, kind: EntryKind) -> Slot {
+    fn slot(position: u32, kind: EntryKind, records: u32) -> Slot {
         Slot {
             position,
             term: Term(1),
             kind,
+            records,
         }
     }
 
-    // Goal: offsets skip Raft's own entries, in both directions.
+    // Goal: offsets count every record of a batch and skip Raft's own
+    // entries, in both directions.
     #[test]
-    fn offsets_skip_raft_entries() {
+    fn offsets_count_records() {
         let mut segment = Segment::empty(LogIndex(10), Offset(100), Term(1), 20);
-        let kinds = [
-            EntryKind::Record,
-            EntryKind::Noop,
-            EntryKind::Record,
-            EntryKind::Config,
-            EntryKind::Record,
+        let entries = [
+            (EntryKind::Record, 3),
+            (EntryKind::Noop, 0),
+            (EntryKind::Record, 1),
+            (EntryKind::Config, 0),
+            (EntryKind::Record, 2),
         ];
-        for (i, kind) in kinds.into_iter().enumerate() {
+        for (i, (kind, records)) in entries.into_iter().enumerate() {
             segment
                 .resident
                 .as_mut()
                 .unwrap()
-                .push(slot(20 + 10 * i as u32, kind));
+                .push(slot(20 + 10 * i as u32, kind, records));
             segment.entries += 1;
             segment.store_len += 10;
-            if kind.takes_offset() {
-                segment.next_offset = segment.next_offset.next();
-            }
+            segment.next_offset = segment.next_offset.plus(u64::from(records));
         }
         segment.check_invariants();
         let offsets: Vec<u64> = (10..15)
             .map(|i| segment.offset(LogIndex(i)).unwrap().0)
             .collect();
-        assert_eq!(offsets, [100, 101, 101, 102, 102]);
-        let indexes: Vec<u64> = (100..103)
+        assert_eq!(offsets, [100, 103, 103, 104, 104]);
+        let indexes: Vec<u64> = (100..106)
             .map(|o| segment.index_of_offset(Offset(o)).unwrap().0)
             .collect();
-        assert_eq!(indexes, [10, 12, 14]);
+        assert_eq!(indexes, [10, 10, 10, 12, 14, 14]);
         assert_eq!(segment.frame_range(LogIndex(14)), Some((60, 70)));
         segment.resident.as_mut().unwrap().truncate(2);
-        assert_eq!(segment.resident.as_ref().unwrap().gaps, [1]);
+        assert_eq!(segment.resident.as_ref().unwrap().records(), 3);
     }
 }

@@ -11,7 +11,7 @@ use crate::config::LogConfig;
 use crate::error::Error;
 use crate::ids::{IoId, LogIndex, Offset, ReadId, Term};
 use crate::log::disk::{DiskOp, DiskOutcome, FileId, FoundFile};
-use crate::log::entry::{EntryKind, NewEntry};
+use crate::log::entry::NewEntry;
 use crate::log::machine::{Input, Log, Output, ReadFrom};
 use crate::log::recovery::{self, Recovered};
 use crate::time::{Duration, Instant};
@@ -78,19 +78,11 @@ impl MapDisk {
 }
 
 fn record(term: u64, data: &str) -> NewEntry {
-    NewEntry {
-        term: Term(term),
-        kind: EntryKind::Record,
-        data: Bytes::copy_from_slice(data.as_bytes()),
-    }
+    NewEntry::records(Term(term), vec![Bytes::copy_from_slice(data.as_bytes())])
 }
 
 fn noop(term: u64) -> NewEntry {
-    NewEntry {
-        term: Term(term),
-        kind: EntryKind::Noop,
-        data: Bytes::new(),
-    }
+    NewEntry::noop(Term(term))
 }
 
 /// Drains outputs, performing disk operations, until the log is quiet;
@@ -148,11 +140,13 @@ fn read_all(log: &mut Log, disk: &mut MapDisk, from: ReadFrom) -> Vec<(u64, u64,
     for output in drive(log, disk) {
         if let Output::Read { result, .. } = output {
             for entry in result.unwrap().entries {
-                entries.push((
-                    entry.index.0,
-                    entry.offset.0,
-                    String::from_utf8(entry.data.to_vec()).unwrap(),
-                ));
+                if entry.records == 0 {
+                    entries.push((entry.index.0, entry.offset.0, String::new()));
+                }
+                for (offset, record) in entry.records() {
+                    let text = String::from_utf8(record.to_vec()).unwrap();
+                    entries.push((entry.index.0, offset.0, text));
+                }
             }
         }
     }
@@ -487,11 +481,7 @@ fn bad_requests_are_refused() {
     let (mut log, _disk) = fresh(LogConfig::default());
     log.append(Instant::ZERO, vec![record(3, "x")]).unwrap();
     let _ = ops(&mut log);
-    let huge = NewEntry {
-        term: Term(3),
-        kind: EntryKind::Record,
-        data: Bytes::from(vec![0; 2 << 20]),
-    };
+    let huge = NewEntry::records(Term(3), vec![Bytes::from(vec![0; 2 << 20])]);
     let cases: Vec<(Result<(), Error>, &str)> = vec![
         (
             log.append(Instant::ZERO, vec![]).map(|_| ()),
