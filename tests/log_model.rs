@@ -48,6 +48,7 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
+        1 => (40u16..80).prop_map(|count| Op::Append { batches: vec![vec![2000; usize::from(count)]], noop: false }),
         6 => (
             prop::collection::vec(prop::collection::vec(0u16..2500, 1..4), 1..4),
             prop::bool::weighted(0.1)
@@ -483,7 +484,7 @@ proptest! {
     #[test]
     fn log_matches_model(
         seed in any::<u64>(),
-        segment_bytes in prop::sample::select(vec![4096u64, 8192, 32768]),
+        segment_bytes in prop::sample::select(vec![4096u64, 8192, 32768, 262_144]),
         retention in prop::bool::weighted(0.3),
         ops in prop::collection::vec(op(), 1..80),
     ) {

@@ -38,6 +38,13 @@ pub const INDEX_BYTES_MAX: u64 = SEGMENT_ENTRIES_MAX * INDEX_ENTRY_BYTES;
 /// bytes are three 4 KiB pages), so that no index page is modified again
 /// while the kernel may be writing it back (which would stall the append).
 pub const INDEX_WRITE_SLOTS: u64 = 512;
+/// The page size large writes are aligned to.
+pub const PAGE_BYTES: u64 = 4096;
+/// Entries framing to at least this many bytes start on a page boundary (a
+/// padding frame fills the gap), so that a large group commit never writes
+/// a page the previous one already wrote; smaller ones are not padded,
+/// which would waste more than it saves.
+pub const ALIGN_FRAMES_ABOVE_BYTES: u64 = 64 * 1024;
 /// The most segments a log may hold.
 pub const SEGMENTS_MAX: usize = 1 << 16;
 /// Indexes of sealed segments kept in memory at once (the active segment's
@@ -71,6 +78,8 @@ const _: () = assert!((APPEND_ENTRIES_MAX as u64) < SEGMENT_ENTRIES_MAX);
 const _: () = assert!(ENTRY_RECORDS_MAX < 1 << 24);
 // An entry holds at least one largest record.
 const _: () = assert!(ENTRY_PAYLOAD_BYTES_MAX >= RECORD_BYTES_MAX + 5);
+// Padding costs less than 7 % of a frame it aligns.
+const _: () = assert!(ALIGN_FRAMES_ABOVE_BYTES >= 15 * (PAGE_BYTES + FRAME_HEADER_BYTES as u64));
 // Index writes cover whole 4 KiB pages.
 const _: () = assert!((INDEX_WRITE_SLOTS * INDEX_ENTRY_BYTES).is_multiple_of(4096));
 // Relative entry numbers fit the index's u32.

@@ -37,6 +37,8 @@ pub enum FrameKind {
     SegmentHeader = 1,
     /// One log entry: its metadata (postcard) followed by its raw data.
     Entry = 2,
+    /// Zeros that carry a large write to a page boundary; holds nothing.
+    Padding = 3,
 }
 
 impl FrameKind {
@@ -45,6 +47,7 @@ impl FrameKind {
         match byte {
             1 => Some(FrameKind::SegmentHeader),
             2 => Some(FrameKind::Entry),
+            3 => Some(FrameKind::Padding),
             _ => None,
         }
     }

@@ -9,9 +9,12 @@ use bytes::{Bytes, BytesMut};
 
 use crate::error::Error;
 use crate::ids::{LogIndex, Offset, Term};
+use cairn_proto::frame::{self, FrameKind};
+use cairn_proto::FRAME_HEADER_BYTES;
+
 use crate::limits::{
-    APPEND_BYTES_MAX, APPEND_ENTRIES_MAX, ENTRY_PAYLOAD_BYTES_MAX, ENTRY_RECORDS_MAX,
-    INDEX_WRITE_SLOTS, RECORD_BYTES_MAX,
+    ALIGN_FRAMES_ABOVE_BYTES, APPEND_BYTES_MAX, APPEND_ENTRIES_MAX, ENTRY_PAYLOAD_BYTES_MAX,
+    ENTRY_RECORDS_MAX, INDEX_WRITE_SLOTS, PAGE_BYTES, RECORD_BYTES_MAX,
 };
 use crate::log::disk::{DiskOp, FileId};
 use crate::log::entry::{encode_frame, EntryKind, EntryMeta, NewEntry, Payload, SegmentHeader};
@@ -48,8 +51,15 @@ impl Log {
                 time: now,
             };
             let frame_len = frame_len(&meta, new) as u64;
+            let padding_max = if frame_len >= ALIGN_FRAMES_ABOVE_BYTES {
+                PAGE_BYTES + FRAME_HEADER_BYTES as u64
+            } else {
+                0
+            };
             let active = self.active();
-            if active.entries > 0 && active.store_len + frame_len > self.config.segment_bytes {
+            if active.entries > 0
+                && active.store_len + padding_max + frame_len > self.config.segment_bytes
+            {
                 self.flush(batch);
                 self.roll();
                 batch = self.start_batch();
@@ -115,6 +125,9 @@ impl Log {
             "entries are appended densely"
         );
         assert_eq!(meta.offset, active.next_offset, "offsets are dense");
+        if frame_len(meta, new) as u64 >= ALIGN_FRAMES_ABOVE_BYTES {
+            active.store_len += pad_to_page(&mut batch.frames, active.store_len);
+        }
         let position = active.store_len;
         let slot = Slot {
             position: position as u32,
@@ -328,6 +341,26 @@ fn check_entry(entry: &NewEntry) -> Result<(), Error> {
         });
     }
     Ok(())
+}
+
+/// Appends a padding frame that carries `position` to the next page
+/// boundary (or the one after, if the gap is smaller than a frame header);
+/// returns its length, 0 if `position` is aligned already.
+fn pad_to_page(frames: &mut BytesMut, position: u64) -> u64 {
+    let gap = (PAGE_BYTES - position % PAGE_BYTES) % PAGE_BYTES;
+    if gap == 0 {
+        return 0;
+    }
+    let gap = if gap < FRAME_HEADER_BYTES as u64 {
+        gap + PAGE_BYTES
+    } else {
+        gap
+    };
+    let start = frame::begin(frames, FrameKind::Padding);
+    frames.resize(frames.len() + gap as usize - FRAME_HEADER_BYTES, 0);
+    frame::finish(frames, start);
+    debug_assert_eq!((position + gap) % PAGE_BYTES, 0);
+    gap
 }
 
 /// Bytes the frame of the entry `meta` holding `new` will take.

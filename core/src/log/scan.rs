@@ -72,6 +72,14 @@ pub fn scan(store: &[u8], start: Cursor) -> Scan {
     let len = store.len() as u64;
     while scan.end.position < len {
         let at = scan.end.position;
+        // Padding belongs to the entry after it: with none after it, it is
+        // part of a torn tail, and goes with it.
+        if let Some(padding) = padding_at(store, at) {
+            if next_frame(store, at + padding, &scan.end).is_some() {
+                scan.end.position += padding;
+                continue;
+            }
+        }
         if let Some((meta, frame_len)) = next_frame(store, at, &scan.end) {
             scan.accept(meta, at, frame_len as u64);
             continue;
@@ -85,6 +93,13 @@ pub fn scan(store: &[u8], start: Cursor) -> Scan {
         }
     }
     scan
+}
+
+/// The length of the padding frame at `at`, if one is there and verifies.
+fn padding_at(store: &[u8], at: u64) -> Option<u64> {
+    let frame = cairn_proto::frame::decode(store.get(at as usize..)?).ok()?;
+    (frame.header.kind == cairn_proto::FrameKind::Padding)
+        .then_some(frame.header.frame_len() as u64)
 }
 
 /// The frame at `at`, if it verifies and continues the log exactly.

@@ -552,3 +552,46 @@ fn index_slots_are_written_in_whole_pages() {
     drive(&mut log, &mut disk);
     assert_eq!(disk.files[&index].len(), (run + 1) * 24);
 }
+
+// Goal: a large entry starts on a page boundary behind a padding frame, and
+// the padding is invisible to reads and to recovery.
+#[test]
+fn large_entries_start_on_a_page() {
+    let (mut log, mut disk) = fresh(LogConfig::default());
+    log.append(Instant::ZERO, vec![record(1, "small")]).unwrap();
+    drive(&mut log, &mut disk);
+    let records: Vec<Bytes> = (0..100)
+        .map(|i| Bytes::from(format!("{i:0>1000}")))
+        .collect();
+    let appended = log
+        .append(
+            Instant::ZERO,
+            vec![NewEntry::records(Term(1), records.clone())],
+        )
+        .unwrap();
+    drive(&mut log, &mut disk);
+    let position = log.active().slot(appended.first).unwrap().position;
+    assert_eq!(position % 4096, 0, "the large entry is aligned");
+    log.flush_index();
+    drive(&mut log, &mut disk);
+    let recovered = disk.recover();
+    assert!(
+        recovered.repairs.is_empty(),
+        "padding is no damage: {:?}",
+        recovered.repairs
+    );
+    let mut restarted = Log::new(LogConfig::default(), recovered, Instant::ZERO).unwrap();
+    drive(&mut restarted, &mut disk);
+    let read = read_all(&mut restarted, &mut disk, ReadFrom::Offset(Offset(0)));
+    assert_eq!(read.len(), 101);
+    assert_eq!(
+        read[1..]
+            .iter()
+            .map(|(_, _, data)| data.as_str())
+            .collect::<Vec<_>>(),
+        records
+            .iter()
+            .map(|r| std::str::from_utf8(r).unwrap())
+            .collect::<Vec<_>>()
+    );
+}

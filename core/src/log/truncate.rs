@@ -83,7 +83,13 @@ impl Log {
         if keep == active.entries {
             return;
         }
-        let cut = active.frame_range(after.next()).expect("resident").0;
+        // Cut where the first removed entry starts; padding before it stays
+        // with the entry before (reads and scans skip it), unless nothing
+        // stays, when the store goes back to its header.
+        let cut = match keep {
+            0 => u64::from(active.header_len),
+            _ => active.frame_range(after.next()).expect("resident").0,
+        };
         let term = if keep == 0 {
             active.prev_term
         } else {
