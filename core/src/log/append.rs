@@ -125,9 +125,6 @@ impl Log {
             "entries are appended densely"
         );
         assert_eq!(meta.offset, active.next_offset, "offsets are dense");
-        if frame_len(meta, new) as u64 >= ALIGN_FRAMES_ABOVE_BYTES {
-            active.store_len += pad_to_page(&mut batch.frames, active.store_len);
-        }
         let position = active.store_len;
         let slot = Slot {
             position: position as u32,
@@ -149,6 +146,9 @@ impl Log {
             .push(slot);
         active.entries += 1;
         active.store_len += frame_len;
+        if frame_len >= ALIGN_FRAMES_ABOVE_BYTES {
+            active.store_len += pad_to_page(&mut batch.frames, active.store_len);
+        }
         active.last_term = meta.term;
         active.last_time = active.last_time.max(meta.time);
         active.next_offset = meta.end_offset();
@@ -345,7 +345,8 @@ fn check_entry(entry: &NewEntry) -> Result<(), Error> {
 
 /// Appends a padding frame that carries `position` to the next page
 /// boundary (or the one after, if the gap is smaller than a frame header);
-/// returns its length, 0 if `position` is aligned already.
+/// returns its length, 0 if `position` is aligned already. A large write
+/// ends on a page boundary, so the next one never writes a page again.
 fn pad_to_page(frames: &mut BytesMut, position: u64) -> u64 {
     let gap = (PAGE_BYTES - position % PAGE_BYTES) % PAGE_BYTES;
     if gap == 0 {

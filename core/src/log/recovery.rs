@@ -398,6 +398,13 @@ fn fill(segment: &mut Segment, slots: Vec<Slot>, scan: &scan::Scan) {
     segment.resident = Some(Resident::from_slots(slots));
 }
 
+/// Whether a frame ending at `end` is the store's last: the file ends there,
+/// or with the padding frame that starts there.
+fn ends_store(store: &[u8], end: usize) -> bool {
+    end == store.len()
+        || scan::padding_at(store, end as u64).is_some_and(|len| end + len as usize == store.len())
+}
+
 /// A sealed segment whose files agree with each other, read in O(1).
 fn sealed_fast_path(base: LogIndex, store: &[u8], index: &[u8]) -> Option<Segment> {
     let (header, header_len) = header_of(base, store)?;
@@ -412,7 +419,7 @@ fn sealed_fast_path(base: LogIndex, store: &[u8], index: &[u8]) -> Option<Segmen
         && meta.term == last.term
         && meta.kind == last.kind
         && meta.records == last.records
-        && last.position as usize + frame_len == store.len()
+        && ends_store(store, last.position as usize + frame_len)
         && last.position >= header_len;
     if !consistent {
         return None;

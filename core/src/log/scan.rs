@@ -72,10 +72,11 @@ pub fn scan(store: &[u8], start: Cursor) -> Scan {
     let len = store.len() as u64;
     while scan.end.position < len {
         let at = scan.end.position;
-        // Padding belongs to the entry after it: with none after it, it is
-        // part of a torn tail, and goes with it.
+        // Padding ends a large write on a page boundary. It is whole only
+        // if the file ends with it or an entry follows it; anything else
+        // after it is a torn tail, which it goes with.
         if let Some(padding) = padding_at(store, at) {
-            if next_frame(store, at + padding, &scan.end).is_some() {
+            if at + padding == len || next_frame(store, at + padding, &scan.end).is_some() {
                 scan.end.position += padding;
                 continue;
             }
@@ -96,7 +97,7 @@ pub fn scan(store: &[u8], start: Cursor) -> Scan {
 }
 
 /// The length of the padding frame at `at`, if one is there and verifies.
-fn padding_at(store: &[u8], at: u64) -> Option<u64> {
+pub(crate) fn padding_at(store: &[u8], at: u64) -> Option<u64> {
     let frame = cairn_proto::frame::decode(store.get(at as usize..)?).ok()?;
     (frame.header.kind == cairn_proto::FrameKind::Padding)
         .then_some(frame.header.frame_len() as u64)

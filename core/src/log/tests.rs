@@ -553,25 +553,29 @@ fn index_slots_are_written_in_whole_pages() {
     assert_eq!(disk.files[&index].len(), (run + 1) * 24);
 }
 
-// Goal: a large entry starts on a page boundary behind a padding frame, and
-// the padding is invisible to reads and to recovery.
+// Goal: a large write ends on a page boundary (a padding frame fills the
+// gap), so the next one starts on a fresh page; the padding is invisible to
+// reads and to recovery.
 #[test]
-fn large_entries_start_on_a_page() {
+fn large_writes_end_on_a_page() {
     let (mut log, mut disk) = fresh(LogConfig::default());
     log.append(Instant::ZERO, vec![record(1, "small")]).unwrap();
     drive(&mut log, &mut disk);
     let records: Vec<Bytes> = (0..100)
         .map(|i| Bytes::from(format!("{i:0>1000}")))
         .collect();
-    let appended = log
-        .append(
-            Instant::ZERO,
-            vec![NewEntry::records(Term(1), records.clone())],
-        )
-        .unwrap();
+    let batch = NewEntry::records(Term(1), records.clone());
+    log.append(Instant::ZERO, vec![batch.clone()]).unwrap();
     drive(&mut log, &mut disk);
-    let position = log.active().slot(appended.first).unwrap().position;
-    assert_eq!(position % 4096, 0, "the large entry is aligned");
+    assert_eq!(
+        log.active().store_len % 4096,
+        0,
+        "the large write ends on a page"
+    );
+    let second = log.append(Instant::ZERO, vec![batch]).unwrap();
+    drive(&mut log, &mut disk);
+    let position = log.active().slot(second.first).unwrap().position;
+    assert_eq!(position % 4096, 0, "the next entry starts on a fresh page");
     log.flush_index();
     drive(&mut log, &mut disk);
     let recovered = disk.recover();
@@ -583,15 +587,54 @@ fn large_entries_start_on_a_page() {
     let mut restarted = Log::new(LogConfig::default(), recovered, Instant::ZERO).unwrap();
     drive(&mut restarted, &mut disk);
     let read = read_all(&mut restarted, &mut disk, ReadFrom::Offset(Offset(0)));
-    assert_eq!(read.len(), 101);
-    assert_eq!(
-        read[1..]
+    assert_eq!(read.len(), 201);
+    let expected: Vec<&str> = records
+        .iter()
+        .map(|r| std::str::from_utf8(r).unwrap())
+        .collect();
+    let got: Vec<&str> = read[1..101]
+        .iter()
+        .map(|(_, _, data)| data.as_str())
+        .collect();
+    assert_eq!(got, expected);
+}
+
+// Goal: sealed segments that end with padding are still trusted in O(1) at
+// start-up: a clean restart repairs nothing and leaves them on disk.
+#[test]
+fn sealed_segments_ending_in_padding_need_no_repair() {
+    let config = LogConfig {
+        segment_bytes: 256 * 1024,
+        ..LogConfig::default()
+    };
+    let (mut log, mut disk) = fresh(config.clone());
+    for n in 0..6u8 {
+        let records: Vec<Bytes> = (0..90).map(|_| Bytes::from(vec![n; 1000])).collect();
+        log.append(Instant::ZERO, vec![NewEntry::records(Term(1), records)])
+            .unwrap();
+        drive(&mut log, &mut disk);
+    }
+    assert!(log.segment_count() >= 2, "rolled over");
+    log.flush_index();
+    drive(&mut log, &mut disk);
+    let recovered = disk.recover();
+    assert!(recovered.repairs.is_empty(), "{:?}", recovered.notes);
+    assert!(
+        recovered
+            .segments
             .iter()
-            .map(|(_, _, data)| data.as_str())
-            .collect::<Vec<_>>(),
-        records
-            .iter()
-            .map(|r| std::str::from_utf8(r).unwrap())
-            .collect::<Vec<_>>()
+            .rev()
+            .skip(1)
+            .all(|s| s.resident.is_none()),
+        "sealed ones read in O(1)"
     );
+    let mut restarted = Log::new(config, recovered, Instant::ZERO).unwrap();
+    drive(&mut restarted, &mut disk);
+    let first_segment = read_all(&mut restarted, &mut disk, ReadFrom::Offset(Offset(0)));
+    assert_eq!(
+        first_segment.len(),
+        180,
+        "two entries of 90 records fit a segment"
+    );
+    assert_eq!(first_segment[179].1, 179);
 }
