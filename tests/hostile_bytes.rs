@@ -70,6 +70,16 @@ proptest! {
             last_time: Instant::ZERO,
         };
         let _ = scan::scan(&bytes, start);
+        let hand_made = Entry {
+            index: LogIndex(1),
+            term: Term(1),
+            kind: EntryKind::Record,
+            offset: Offset(0),
+            records: 7,
+            time: Instant::ZERO,
+            data: Bytes::from(bytes.clone()),
+        };
+        prop_assert!(hand_made.records().count() <= 7);
     }
 
     // Goal: any single changed byte in a frame is caught (CRC32C detects
