@@ -5,8 +5,10 @@
 //! decoded entry must be the one its position promises.
 //!
 //! An entry frame's payload is its metadata, postcard-encoded, followed by
-//! the record's raw bytes, so that a record is stored once and read back as a
-//! slice of the buffer it was read into.
+//! its bytes: for a batch of client records, each record as a postcard
+//! varint length and its raw bytes. A record is stored once and read back as
+//! a slice of the buffer it was read into; a batch costs one frame and one
+//! checksum however many records it holds.
 
 use bytes::Bytes;
 use cairn_proto::frame::{self, FrameKind};
@@ -40,7 +42,7 @@ impl EntryKind {
         }
     }
 
-    /// Whether entries of this kind take a client offset.
+    /// Whether entries of this kind take client offsets (one per record).
     pub fn takes_offset(self) -> bool {
         self == EntryKind::Record
     }
