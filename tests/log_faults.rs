@@ -353,3 +353,36 @@ fn st8_corrupt_sealed_index_is_rebuilt_when_loaded() {
         "rewritten as it was"
     );
 }
+
+// ST4: a sealed store found cut short in the middle on one replica: the
+// entries it lost are reported damaged with their offsets (for repair from
+// peers), everything before and after them is served, nothing is truncated.
+#[test]
+fn st4_sealed_store_cut_short_is_damage_not_loss() {
+    let mut sim = started(small(), 9);
+    sim.append(records(0, 40)).unwrap();
+    sim.run();
+    assert!(sim.log().segment_count() > 2);
+    let first = FileId::store(LogIndex(1)).to_string();
+    let len = sim.disk().contents(&first).unwrap().len() as u64;
+    sim.disk_mut().truncate_file(&first, len / 2);
+    let next_offset = sim.log().next_offset();
+    let (mut sim, _) = sim.crash().unwrap();
+    sim.run();
+    assert_eq!(sim.log().next_offset(), next_offset, "nothing is truncated");
+    let (served, damaged) = read_everything(&mut sim);
+    assert!(!damaged.is_empty(), "the lost entries are reported");
+    assert_eq!(
+        served.len() + damaged.len(),
+        next_offset.0 as usize,
+        "every offset is served or reported"
+    );
+    let first_damaged = damaged[0];
+    assert!(served
+        .iter()
+        .all(|(offset, data)| data.starts_with(&format!("record-{offset:04}"))));
+    assert!(
+        served.iter().any(|(offset, _)| *offset > first_damaged),
+        "entries after the damage are served"
+    );
+}
