@@ -6,4 +6,5 @@
 #![forbid(unsafe_code)]
 
 pub mod disk;
+pub mod network;
 pub mod storage;
