@@ -39,6 +39,8 @@ pub enum FrameKind {
     Entry = 2,
     /// Zeros that carry a large write to a page boundary; holds nothing.
     Padding = 3,
+    /// One copy of Raft's durable state (term and vote).
+    RaftState = 4,
 }
 
 impl FrameKind {
@@ -48,6 +50,7 @@ impl FrameKind {
             1 => Some(FrameKind::SegmentHeader),
             2 => Some(FrameKind::Entry),
             3 => Some(FrameKind::Padding),
+            4 => Some(FrameKind::RaftState),
             _ => None,
         }
     }

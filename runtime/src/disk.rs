@@ -79,7 +79,7 @@ impl FileDriver {
                 position,
                 bytes,
             } => match file.kind {
-                FileKind::Store => self
+                FileKind::Store | FileKind::State => self
                     .store(*file)
                     .and_then(|f| f.write_all_at(bytes, *position))
                     .map(done),
@@ -89,11 +89,15 @@ impl FileDriver {
                     .map(done),
             },
             DiskOp::Sync { file } => match file.kind {
-                FileKind::Store => self.store(*file).and_then(|f| f.sync_data()).map(done),
+                FileKind::Store | FileKind::State => {
+                    self.store(*file).and_then(|f| f.sync_data()).map(done)
+                }
                 FileKind::Index => self.index(*file).and_then(MappedIndex::sync).map(done),
             },
             DiskOp::Truncate { file, len } => match file.kind {
-                FileKind::Store => self.store(*file).and_then(|f| f.set_len(*len)).map(done),
+                FileKind::Store | FileKind::State => {
+                    self.store(*file).and_then(|f| f.set_len(*len)).map(done)
+                }
                 FileKind::Index => self.index(*file).and_then(|i| i.truncate(*len)).map(done),
             },
             DiskOp::Read {
@@ -101,7 +105,7 @@ impl FileDriver {
                 position,
                 len,
             } => match file.kind {
-                FileKind::Store => self.read_store(*file, *position, *len),
+                FileKind::Store | FileKind::State => self.read_store(*file, *position, *len),
                 FileKind::Index => self.index(*file).map(|i| i.read(*position, *len)),
             }
             .map(DiskOutcome::Read),
@@ -126,7 +130,7 @@ impl FileDriver {
             .truncate(true)
             .open(self.path(file))?;
         match file.kind {
-            FileKind::Store => {
+            FileKind::Store | FileKind::State => {
                 self.stores.insert(file, handle);
             }
             FileKind::Index => {

@@ -29,6 +29,8 @@ pub enum FileKind {
     Store,
     /// Fixed-width entries: relative index -> position and offset.
     Index,
+    /// Raft's durable state (term and vote), one file for the whole log.
+    State,
 }
 
 /// One file of the log, named by its segment's base index and its kind.
@@ -43,6 +45,9 @@ pub struct FileId {
     /// Which of the segment's files.
     pub kind: FileKind,
 }
+
+/// The name of Raft's state file.
+const STATE_NAME: &str = "raft.state";
 
 /// Digits in a file name's index: enough for any u64.
 const NAME_DIGITS: usize = 20;
@@ -64,8 +69,19 @@ impl FileId {
         }
     }
 
+    /// Raft's state file.
+    pub fn state() -> FileId {
+        FileId {
+            base: LogIndex(0),
+            kind: FileKind::State,
+        }
+    }
+
     /// Parses a file name; `None` for a name the log does not own.
     pub fn parse(name: &str) -> Option<FileId> {
+        if name == STATE_NAME {
+            return Some(FileId::state());
+        }
         let (digits, extension) = name.split_once('.')?;
         let kind = match extension {
             "store" => FileKind::Store,
@@ -86,6 +102,7 @@ impl fmt::Display for FileId {
         let extension = match self.kind {
             FileKind::Store => "store",
             FileKind::Index => "index",
+            FileKind::State => return f.write_str(STATE_NAME),
         };
         write!(
             f,
@@ -211,6 +228,8 @@ mod tests {
         assert_eq!(FileId::parse(&store.to_string()), Some(store));
         let index = FileId::index(LogIndex(u64::MAX));
         assert_eq!(FileId::parse(&index.to_string()), Some(index));
+        assert_eq!(FileId::parse("raft.state"), Some(FileId::state()));
+        assert_eq!(FileId::state().to_string(), "raft.state");
         for foreign in [
             "42.store",
             "00000000000000000042.log",

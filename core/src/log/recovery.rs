@@ -88,6 +88,7 @@ pub fn recover(files: &[FoundFile<'_>]) -> Result<Recovered, Error> {
         match id.kind {
             FileKind::Store => entry.store = Some(file.bytes),
             FileKind::Index => entry.index = Some(file.bytes),
+            FileKind::State => {}
         }
     }
     let mut stores: Vec<FoundStore<'_>> = Vec::new();
