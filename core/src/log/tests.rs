@@ -638,3 +638,73 @@ fn sealed_segments_ending_in_padding_need_no_repair() {
     );
     assert_eq!(first_segment[179].1, 179);
 }
+
+// Goal: installing a snapshot resets the log to start at a later index and
+// offset: old segments go, the new first segment carries the term before
+// it, appends continue from there, and a restart finds the same.
+#[test]
+fn reset_starts_the_log_over() {
+    let (mut log, mut disk) = fresh(small_segments());
+    for i in 0..30 {
+        log.append(Instant::ZERO, vec![record(2, &format!("{i:0>300}"))])
+            .unwrap();
+        drive(&mut log, &mut disk);
+    }
+    log.reset(LogIndex(100), Offset(70), Term(3)).unwrap();
+    drive(&mut log, &mut disk);
+    assert_eq!(
+        (log.first_index(), log.next_index(), log.next_offset()),
+        (LogIndex(100), LogIndex(100), Offset(70))
+    );
+    assert_eq!(log.term(LogIndex(99)), Some(Term(3)));
+    assert_eq!(disk.files.len(), 2, "only the new segment's files remain");
+    let appended = log.append(Instant::ZERO, vec![record(4, "after")]).unwrap();
+    assert_eq!(
+        (appended.first, appended.first_offset),
+        (LogIndex(100), Offset(70))
+    );
+    drive(&mut log, &mut disk);
+    log.flush_index();
+    drive(&mut log, &mut disk);
+    let mut restarted = Log::new(small_segments(), disk.recover(), Instant::ZERO).unwrap();
+    drive(&mut restarted, &mut disk);
+    assert_eq!(restarted.first_offset(), Offset(70));
+    assert_eq!(restarted.term(LogIndex(99)), Some(Term(3)));
+    assert_eq!(
+        read_all(&mut restarted, &mut disk, ReadFrom::Offset(Offset(70))),
+        [(100, 70, "after".to_string())]
+    );
+    let backwards = restarted.reset(LogIndex(50), Offset(0), Term(1));
+    assert!(backwards.is_err(), "a reset never goes back before the log");
+}
+
+// Goal: prefix truncation removes whole segments below the index, never
+// the one holding it, and the first index on disk follows once the
+// deletions are durable.
+#[test]
+fn truncate_prefix_is_segment_granular() {
+    let (mut log, mut disk) = fresh(small_segments());
+    for i in 0..30 {
+        log.append(Instant::ZERO, vec![record(1, &format!("{i:0>300}"))])
+            .unwrap();
+        drive(&mut log, &mut disk);
+    }
+    let segments = log.segment_count();
+    log.truncate_prefix(LogIndex(20)).unwrap();
+    assert!(
+        log.first_index() <= LogIndex(20),
+        "the segment holding 20 stays"
+    );
+    assert!(log.first_index() > LogIndex(1));
+    assert!(
+        log.first_index_on_disk() < log.first_index(),
+        "deletions are not durable yet"
+    );
+    drive(&mut log, &mut disk);
+    assert_eq!(log.first_index_on_disk(), log.first_index());
+    assert!(log.segment_count() < segments);
+    assert_eq!(disk.files.len(), 2 * log.segment_count());
+    let first_index = log.first_index();
+    let first = read_all(&mut log, &mut disk, ReadFrom::Index(first_index));
+    assert_eq!(first[0].0, first_index.0);
+}
