@@ -158,7 +158,9 @@ mod tests {
     // missing voters count as 0, non-voters not at all.
     #[test]
     fn committed_indexes() {
-        let cases: &[(&[u64], &[(u64, u64)], u64)] = &[
+        // (voters, (voter, matched index) pairs, committed index)
+        type Case<'a> = (&'a [u64], &'a [(u64, u64)], u64);
+        let cases: &[Case<'_>] = &[
             (&[1], &[(1, 9)], 9),
             (&[1, 2, 3], &[(1, 9), (2, 7), (3, 3)], 7),
             (&[1, 2, 3], &[(1, 9)], 0),
