@@ -5,6 +5,7 @@
 //! the log, it emits disk operations and learns of their completion, and a
 //! reply that announces state leaves only after that state is durable.
 
+pub mod commit;
 pub mod election;
 pub mod quorum;
 pub mod state;
