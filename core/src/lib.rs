@@ -13,5 +13,6 @@ pub mod log;
 pub mod raft;
 pub mod rng;
 pub mod time;
+pub mod timer;
 
 pub use error::Error;
