@@ -70,15 +70,15 @@ proptest! {
             last_time: Instant::ZERO,
         };
         let _ = scan::scan(&bytes, start);
-        let hand_made = Entry {
+        let meta = EntryMeta {
             index: LogIndex(1),
             term: Term(1),
             kind: EntryKind::Record,
             offset: Offset(0),
             records: 7,
             time: Instant::ZERO,
-            data: Bytes::from(bytes.clone()),
         };
+        let hand_made = Entry { meta, data: Bytes::from(bytes.clone()) };
         prop_assert!(hand_made.records().count() <= 7);
     }
 

@@ -113,25 +113,23 @@ fn varint_len(value: usize) -> usize {
     (bits.max(1) as usize).div_ceil(7)
 }
 
-/// An entry as stored and read back.
+/// An entry as stored and read back: its metadata (readable through the
+/// entry itself, as `entry.index`, `entry.offset`, ...) and its bytes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
-    /// Its Raft index.
-    pub index: LogIndex,
-    /// The Raft term it was created in.
-    pub term: Term,
-    /// What it is.
-    pub kind: EntryKind,
-    /// For a batch, its first record's client offset; for Raft's own
-    /// entries, the offset the next record will take.
-    pub offset: Offset,
-    /// Client records it holds (0 for Raft's own entries).
-    pub records: u32,
-    /// When it was appended, by the log's `now`; judges retention by age.
-    pub time: Instant,
+    /// Index, term, kind, first offset, record count and time.
+    pub meta: EntryMeta,
     /// Its payload: Raft's own bytes, or the batch's records, each a
     /// postcard varint length and the record's bytes (see [`Entry::records`]).
     pub data: Bytes,
+}
+
+impl core::ops::Deref for Entry {
+    type Target = EntryMeta;
+
+    fn deref(&self) -> &EntryMeta {
+        &self.meta
+    }
 }
 
 /// The metadata in front of an entry's data: everything but the data.
@@ -274,21 +272,9 @@ pub struct SegmentHeader {
 }
 
 impl Entry {
-    /// The entry's metadata.
-    pub fn meta(&self) -> EntryMeta {
-        EntryMeta {
-            index: self.index,
-            term: self.term,
-            kind: self.kind,
-            offset: self.offset,
-            records: self.records,
-            time: self.time,
-        }
-    }
-
     /// Appends this entry's frame to `out`.
     pub fn encode<B: frame::FrameBuffer>(&self, out: &mut B) {
-        encode_frame(&self.meta(), Payload::Bytes(&self.data), out);
+        encode_frame(&self.meta, Payload::Bytes(&self.data), out);
     }
 
     /// The batch's records with their offsets (none for Raft's own
@@ -331,12 +317,7 @@ impl Entry {
         check_batch(&meta, data)?;
         let data_start = frame.header.frame_len() - data.len();
         let entry = Entry {
-            index: meta.index,
-            term: meta.term,
-            kind: meta.kind,
-            offset: meta.offset,
-            records: meta.records,
-            time: meta.time,
+            meta,
             data: buf.slice(data_start..frame.header.frame_len()),
         };
         Ok((entry, frame.header.frame_len()))
@@ -345,7 +326,7 @@ impl Entry {
     /// Bytes this entry's frame takes on disk.
     pub fn frame_len(&self) -> usize {
         let meta_len =
-            postcard::experimental::serialized_size(&self.meta()).expect("EntryMeta has a size");
+            postcard::experimental::serialized_size(&self.meta).expect("EntryMeta has a size");
         cairn_proto::FRAME_HEADER_BYTES + meta_len + self.data.len()
     }
 }
@@ -409,7 +390,7 @@ mod tests {
             out.extend_from_slice(b"next frame");
             let (decoded, len) = Entry::decode(&Bytes::from(out)).unwrap();
             assert_eq!(
-                (decoded.meta(), len, decoded.frame_len()),
+                (decoded.meta, len, decoded.frame_len()),
                 (meta, framed, framed)
             );
             let mut again = Vec::new();
@@ -452,14 +433,8 @@ mod tests {
     }
 
     fn entry(kind: EntryKind, data: &'static [u8]) -> Entry {
-        let meta = meta(kind, 0);
         Entry {
-            index: meta.index,
-            term: meta.term,
-            kind,
-            offset: meta.offset,
-            records: 0,
-            time: meta.time,
+            meta: meta(kind, 0),
             data: Bytes::from_static(data),
         }
     }
