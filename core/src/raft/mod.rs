@@ -14,6 +14,7 @@ pub mod election;
 pub mod machine;
 pub mod message;
 pub mod quorum;
+pub mod replication;
 pub mod state;
 
 #[cfg(test)]
