@@ -8,3 +8,4 @@
 pub mod disk;
 pub mod network;
 pub mod storage;
+pub mod world;

@@ -1,0 +1,428 @@
+//! The world: nodes, their disks and the network, driven from one seed.
+//!
+//! Owns the event loop of a scenario and its checkers. One thread, one
+//! clock, one order of events: the earliest of the next packet, the next
+//! node timer and the next fault, ties broken by that order and then by
+//! node id. Every node's seed is derived from the scenario's, so one u64
+//! replays a run bit for bit, and the trace's hash says so.
+//!
+//! A run has a safety phase (faults: packet loss, partitions, crashes) and
+//! then a liveness phase (faults stop, everything heals, crashed nodes
+//! restart): a leader that all nodes follow must appear within a bound.
+//! Checkers run outside the nodes after every step: one leader per term,
+//! and every machine's own invariants.
+//!
+//! So far the nodes run Raft's elections over its state file; the log and
+//! replication join next.
+
+use std::collections::BTreeMap;
+use std::hash::Hasher;
+
+use cairn_core::ids::{NodeId, Term};
+use cairn_core::log::disk::DiskRequest;
+use cairn_core::raft::election::LastEntry;
+use cairn_core::raft::machine::{Output, Raft, RaftConfig, Role};
+use cairn_core::raft::message::Message;
+use cairn_core::raft::quorum::{Configuration, Voters};
+use cairn_core::raft::state;
+use cairn_core::rng::{Rng, Stream};
+use cairn_core::time::{Duration, Instant};
+use rand::Rng as _;
+use rand_chacha::ChaCha8Rng;
+
+use crate::disk::{DiskFaults, SimDisk};
+use crate::network::{Network, NetworkOptions};
+
+/// The shape and fault mix of one run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorldOptions {
+    /// Voters in the cluster.
+    pub nodes: u64,
+    /// How long faults are injected.
+    pub safety: Duration,
+    /// How long the healed cluster has to elect a leader all follow.
+    pub liveness: Duration,
+    /// The network's behaviour on healthy links.
+    pub network: NetworkOptions,
+    /// Mean time between faults (crash, restart, partition, heal).
+    pub fault_interval: Duration,
+    /// Raft's timing.
+    pub raft: RaftConfig,
+}
+
+impl WorldOptions {
+    /// The fault mix for `seed`: each seed draws its own size and its own
+    /// intensity of every fault (swarm testing).
+    pub fn swarm(seed: u64) -> WorldOptions {
+        let mut rng = Rng::new(seed).stream(Stream::World);
+        let nodes = [1, 3, 3, 5, 5][rng.random_range(0..5)];
+        let network = NetworkOptions {
+            loss_ratio: [0.0, 0.01, 0.1, 0.3][rng.random_range(0..4)],
+            duplicate_ratio: [0.0, 0.02, 0.1][rng.random_range(0..3)],
+            reorder_ratio: [0.0, 0.1, 0.3][rng.random_range(0..3)],
+            ..NetworkOptions::default()
+        };
+        WorldOptions {
+            nodes,
+            safety: Duration::from_secs(rng.random_range(2..8)),
+            liveness: Duration::from_secs(10),
+            network,
+            fault_interval: Duration::from_millis(rng.random_range(100..1500)),
+            raft: RaftConfig::default(),
+        }
+    }
+}
+
+/// Why a run failed: the checker and what it saw.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// The checker that failed.
+    pub checker: &'static str,
+    /// What it saw.
+    pub what: String,
+}
+
+/// The outcome of one run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    /// The seed.
+    pub seed: u64,
+    /// Hash of every trace line, in order: equal runs have equal hashes.
+    pub trace_hash: u64,
+    /// Events processed.
+    pub events: u64,
+    /// Simulated time at the end.
+    pub end: Instant,
+    /// `Ok` or the first failure.
+    pub result: Result<(), Failure>,
+}
+
+struct SimNode {
+    id: NodeId,
+    disk: SimDisk,
+    raft: Option<Raft>,
+    restarts: u64,
+}
+
+/// A scenario in progress.
+pub struct World {
+    seed: u64,
+    options: WorldOptions,
+    now: Instant,
+    rng: ChaCha8Rng,
+    nodes: Vec<SimNode>,
+    network: Network<Message>,
+    next_fault: Instant,
+    leaders: BTreeMap<Term, NodeId>,
+    hasher: fnv::FnvHasher,
+    trace: Option<Vec<String>>,
+    events: u64,
+}
+
+/// Node seeds, disk seeds and the network's seed are drawn as children of
+/// the scenario's seed, so that none of them depends on another's draws.
+const CHILD_NETWORK: u64 = 0;
+const CHILD_NODE: u64 = 1_000;
+const CHILD_DISK: u64 = 2_000;
+
+impl World {
+    /// A world for `seed`; with `trace`, every event is also kept as a line.
+    pub fn new(seed: u64, options: WorldOptions, trace: bool) -> World {
+        let root = Rng::new(seed);
+        let voters: Vec<u64> = (1..=options.nodes).collect();
+        let mut world = World {
+            seed,
+            now: Instant::ZERO,
+            rng: root.stream(Stream::World),
+            nodes: Vec::new(),
+            network: Network::new(root.child(Stream::World, CHILD_NETWORK), options.network),
+            next_fault: Instant::ZERO + options.fault_interval,
+            leaders: BTreeMap::new(),
+            hasher: fnv::FnvHasher::default(),
+            trace: trace.then(Vec::new),
+            events: 0,
+            options,
+        };
+        for &id in &voters {
+            let disk = SimDisk::new(
+                root.child(Stream::Disk, CHILD_DISK + id),
+                DiskFaults::default(),
+            );
+            world.nodes.push(SimNode {
+                id: NodeId(id),
+                disk,
+                raft: None,
+                restarts: 0,
+            });
+        }
+        for position in 0..world.nodes.len() {
+            world.start(position);
+        }
+        world
+    }
+
+    fn configuration(&self) -> Configuration {
+        Configuration::simple(Voters::of(&(1..=self.options.nodes).collect::<Vec<_>>()))
+    }
+
+    fn start(&mut self, position: usize) {
+        let configuration = self.configuration();
+        let node = &mut self.nodes[position];
+        let recovered = state::recover(&node.disk.found_files())
+            .expect("one copy of the state survives a crash");
+        let seed =
+            Rng::new(self.seed).child(Stream::Raft, CHILD_NODE + node.id.0 * 64 + node.restarts);
+        let raft = Raft::new(
+            node.id,
+            self.options.raft.clone(),
+            configuration,
+            recovered,
+            LastEntry::default(),
+            seed,
+            self.now,
+        );
+        node.raft = Some(raft);
+        let id = node.id;
+        self.record(id, &format!("start in {}", recovered.state.term));
+    }
+
+    fn record(&mut self, node: NodeId, event: &str) {
+        let line = format!("{} {} {}", self.now, node, event);
+        self.hasher.write(line.as_bytes());
+        self.hasher.write_u8(b'\n');
+        if let Some(trace) = &mut self.trace {
+            trace.push(line);
+        }
+    }
+
+    /// Runs the safety phase, then the liveness phase.
+    pub fn run(mut self) -> (Report, Vec<String>) {
+        let result = self.run_phases();
+        let report = Report {
+            seed: self.seed,
+            trace_hash: self.hasher.finish(),
+            events: self.events,
+            end: self.now,
+            result,
+        };
+        (report, self.trace.unwrap_or_default())
+    }
+
+    fn run_phases(&mut self) -> Result<(), Failure> {
+        let safety_end = Instant::ZERO + self.options.safety;
+        while self.now < safety_end {
+            self.step(Some(safety_end))?;
+        }
+        self.heal_everything();
+        let deadline = self.now + self.options.liveness;
+        while self.now < deadline {
+            if self.settled() {
+                return Ok(());
+            }
+            self.step(Some(deadline))?;
+        }
+        Err(Failure {
+            checker: "liveness",
+            what: format!("no leader followed by all within {}", self.options.liveness),
+        })
+    }
+
+    /// One event: the earliest of a packet, a timer and a fault.
+    fn step(&mut self, until: Option<Instant>) -> Result<(), Failure> {
+        self.drain()?;
+        let packet = self.network.next_delivery();
+        let timer = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.raft.as_ref()?.poll_timeout())
+            .min();
+        let fault = until.filter(|_| self.faulting()).map(|_| self.next_fault);
+        let next = [packet, timer, fault, until]
+            .into_iter()
+            .flatten()
+            .min()
+            .expect("something is always due");
+        self.now = next;
+        self.events += 1;
+        if packet == Some(next) {
+            // None: the packet was due on a link cut since it was sent.
+            if let Some(packet) = self.network.poll_delivery(next) {
+                if let Some(raft) = self.raft_mut(packet.to) {
+                    raft.handle(next, packet.from, packet.message);
+                }
+            }
+        } else if timer == Some(next) {
+            for node in self.nodes.iter_mut() {
+                if let Some(raft) = node
+                    .raft
+                    .as_mut()
+                    .filter(|r| r.poll_timeout() == Some(next))
+                {
+                    raft.handle_timeout(next);
+                }
+            }
+        } else if fault == Some(next) {
+            self.inject_fault();
+        }
+        self.drain()?;
+        self.check()
+    }
+
+    fn faulting(&self) -> bool {
+        self.now < Instant::ZERO + self.options.safety
+    }
+
+    fn raft_mut(&mut self, id: NodeId) -> Option<&mut Raft> {
+        self.nodes.iter_mut().find(|n| n.id == id)?.raft.as_mut()
+    }
+
+    /// Performs every node's outputs until all are quiet.
+    fn drain(&mut self) -> Result<(), Failure> {
+        loop {
+            let mut busy = false;
+            for position in 0..self.nodes.len() {
+                while let Some(output) = self.nodes[position]
+                    .raft
+                    .as_mut()
+                    .and_then(Raft::poll_output)
+                {
+                    busy = true;
+                    self.on_output(position, output)?;
+                }
+            }
+            if !busy {
+                return Ok(());
+            }
+        }
+    }
+
+    fn on_output(&mut self, position: usize, output: Output) -> Result<(), Failure> {
+        let id = self.nodes[position].id;
+        match output {
+            Output::Disk(DiskRequest { io, op }) => {
+                let node = &mut self.nodes[position];
+                let result = node.disk.perform(&op);
+                node.raft
+                    .as_mut()
+                    .expect("a running node")
+                    .handle_disk(io, result);
+            }
+            Output::Send(envelope) => {
+                let line = format!("send {} {:?}", envelope.to, envelope.message);
+                self.record(id, &line);
+                self.network
+                    .send(self.now, id, envelope.to, envelope.message);
+            }
+            Output::BecameLeader { term } => {
+                self.record(id, &format!("leader {term}"));
+                if let Some(&other) = self.leaders.get(&term).filter(|&&other| other != id) {
+                    let what = format!("{other} and {id} both lead {term}");
+                    return Err(Failure {
+                        checker: "one leader per term",
+                        what,
+                    });
+                }
+                self.leaders.insert(term, id);
+            }
+            Output::SteppedDown { term } => self.record(id, &format!("stepped down in {term}")),
+            Output::Stopped(error) => {
+                return Err(Failure {
+                    checker: "disk",
+                    what: format!("{id} stopped: {error}"),
+                })
+            }
+        }
+        Ok(())
+    }
+
+    fn check(&self) -> Result<(), Failure> {
+        for raft in self.nodes.iter().filter_map(|n| n.raft.as_ref()) {
+            raft.check_invariants();
+        }
+        Ok(())
+    }
+
+    /// One fault, drawn from the seed: crash a node, restart one, cut or
+    /// heal the network.
+    fn inject_fault(&mut self) {
+        let interval = self.options.fault_interval.as_nanos();
+        self.next_fault =
+            self.now + Duration::from_nanos(self.rng.random_range(interval / 2..interval * 3 / 2));
+        let position = self.rng.random_range(0..self.nodes.len());
+        let id = self.nodes[position].id;
+        let all: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
+        match self.rng.random_range(0..4) {
+            0 if self.nodes[position].raft.is_some() => {
+                let node = &mut self.nodes[position];
+                node.raft = None;
+                node.disk.crash();
+                node.restarts += 1;
+                self.record(id, "crash");
+            }
+            1 if self.nodes[position].raft.is_none() => {
+                self.start(position);
+            }
+            2 => {
+                self.network.isolate(id, &all);
+                self.record(id, "isolated");
+            }
+            _ => {
+                self.network.heal();
+                self.record(id, "network healed");
+            }
+        }
+    }
+
+    fn heal_everything(&mut self) {
+        self.network.heal();
+        for position in 0..self.nodes.len() {
+            if self.nodes[position].raft.is_none() {
+                self.start(position);
+            }
+        }
+        self.record(NodeId(0), "liveness phase: healed");
+    }
+
+    /// Whether one node leads and every other follows it, in its term.
+    fn settled(&self) -> bool {
+        let running: Vec<&Raft> = self.nodes.iter().filter_map(|n| n.raft.as_ref()).collect();
+        let Some(leader) = self
+            .nodes
+            .iter()
+            .find(|n| n.raft.as_ref().is_some_and(Raft::is_leader))
+        else {
+            return false;
+        };
+        let term = leader.raft.as_ref().expect("found").term();
+        running.iter().all(|raft| {
+            raft.term() == term
+                && (raft.is_leader()
+                    || matches!(raft.role(), Role::Follower { leader: Some(l) } if *l == leader.id))
+        })
+    }
+}
+
+/// Runs `seed` with its swarm options. A broken invariant (a panic inside
+/// a machine or a checker) is reported as the `invariant` checker's
+/// failure, so that a sweep names the seed and goes on.
+pub fn run_seed(seed: u64, trace: bool) -> (Report, Vec<String>) {
+    let run = std::panic::catch_unwind(|| World::new(seed, WorldOptions::swarm(seed), trace).run());
+    run.unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+            .unwrap_or_else(|| "a panic without a message".to_owned());
+        let report = Report {
+            seed,
+            trace_hash: 0,
+            events: 0,
+            end: Instant::ZERO,
+            result: Err(Failure {
+                checker: "invariant",
+                what,
+            }),
+        };
+        (report, Vec::new())
+    })
+}
