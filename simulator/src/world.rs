@@ -247,19 +247,27 @@ impl World {
         if packet == Some(next) {
             // None: the packet was due on a link cut since it was sent.
             if let Some(packet) = self.network.poll_delivery(next) {
+                let line = format!("recv {} from {}", packet.message, packet.from);
                 if let Some(raft) = self.raft_mut(packet.to) {
                     raft.handle(next, packet.from, packet.message);
+                    let line = format!("{line} {}", raft.summary());
+                    self.record(packet.to, &line);
                 }
             }
         } else if timer == Some(next) {
+            let mut fired = Vec::new();
             for node in self.nodes.iter_mut() {
-                if let Some(raft) = node
+                let due = node
                     .raft
                     .as_mut()
-                    .filter(|r| r.poll_timeout() == Some(next))
-                {
+                    .filter(|r| r.poll_timeout() == Some(next));
+                if let Some(raft) = due {
                     raft.handle_timeout(next);
+                    fired.push((node.id, format!("timeout {}", raft.summary())));
                 }
+            }
+            for (id, line) in fired {
+                self.record(id, &line);
             }
         } else if fault == Some(next) {
             self.inject_fault();
@@ -308,7 +316,7 @@ impl World {
                     .handle_disk(io, result);
             }
             Output::Send(envelope) => {
-                let line = format!("send {} {:?}", envelope.to, envelope.message);
+                let line = format!("send {} to {}", envelope.message, envelope.to);
                 self.record(id, &line);
                 self.network
                     .send(self.now, id, envelope.to, envelope.message);

@@ -177,6 +177,20 @@ impl Raft {
         &self.role
     }
 
+    /// A short description of the role and term, for traces.
+    pub fn summary(&self) -> String {
+        let role = match &self.role {
+            Role::Follower {
+                leader: Some(leader),
+            } => format!("follower of {leader}"),
+            Role::Follower { leader: None } => "follower".to_owned(),
+            Role::PreCandidate { granted } => format!("pre-candidate {}", granted.len()),
+            Role::Candidate { granted } => format!("candidate {}", granted.len()),
+            Role::Leader { .. } => "leader".to_owned(),
+        };
+        format!("[{} {role}]", self.term())
+    }
+
     /// Whether this node leads.
     pub fn is_leader(&self) -> bool {
         matches!(self.role, Role::Leader { .. })

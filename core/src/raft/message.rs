@@ -59,6 +59,36 @@ impl Message {
     }
 }
 
+impl core::fmt::Display for Message {
+    /// One short line, for traces: `vote? t3 last t2/i7`, `vote+ t3`, ...
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Message::VoteRequest {
+                term,
+                last_term,
+                last_index,
+                pre_vote,
+                transfer,
+            } => {
+                let kind = if *pre_vote { "pre-vote?" } else { "vote?" };
+                let transfer = if *transfer { " transfer" } else { "" };
+                write!(f, "{kind} {term} last {last_term}/{last_index}{transfer}")
+            }
+            Message::VoteReply {
+                term,
+                granted,
+                pre_vote,
+            } => {
+                let kind = if *pre_vote { "pre-vote" } else { "vote" };
+                let answer = if *granted { "+" } else { "-" };
+                write!(f, "{kind}{answer} {term}")
+            }
+            Message::Heartbeat { term } => write!(f, "heartbeat {term}"),
+            Message::HeartbeatReply { term } => write!(f, "heartbeat-ack {term}"),
+        }
+    }
+}
+
 /// A message and its destination.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Envelope {
