@@ -314,6 +314,24 @@ impl SimDisk {
             .collect()
     }
 
+    /// Every durably named file with only its durable content: what a crash
+    /// that lost every unsynced change would leave. Checkers read this to
+    /// know what a node may announce.
+    pub fn durable_files(&self) -> Vec<(String, Vec<u8>)> {
+        self.durable_names
+            .iter()
+            .map(|(name, inode)| {
+                (
+                    name.clone(),
+                    self.inodes
+                        .get(inode)
+                        .map(|i| i.durable.clone())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
     /// Plants a file, durable at once, name included (for staging damage or
     /// a foreign file).
     pub fn put_file(&mut self, name: &str, bytes: &[u8]) {

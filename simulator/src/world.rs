@@ -10,7 +10,8 @@
 //! then a liveness phase (faults stop, everything heals, crashed nodes
 //! restart): a leader that all nodes follow must appear within a bound.
 //! Checkers run outside the nodes after every step: one leader per term,
-//! and every machine's own invariants.
+//! nothing sent before the state it announces is durable, and every
+//! machine's own invariants.
 //!
 //! So far the nodes run Raft's elections over its state file; the log and
 //! replication join next.
@@ -19,10 +20,10 @@ use std::collections::BTreeMap;
 use std::hash::Hasher;
 
 use cairn_core::ids::{NodeId, Term};
-use cairn_core::log::disk::DiskRequest;
+use cairn_core::log::disk::{DiskRequest, FoundFile};
 use cairn_core::raft::election::LastEntry;
 use cairn_core::raft::machine::{Output, Raft, RaftConfig, Role};
-use cairn_core::raft::message::Message;
+use cairn_core::raft::message::{Envelope, Message};
 use cairn_core::raft::quorum::{Configuration, Voters};
 use cairn_core::raft::state;
 use cairn_core::rng::{Rng, Stream};
@@ -102,6 +103,8 @@ struct SimNode {
     disk: SimDisk,
     raft: Option<Raft>,
     restarts: u64,
+    /// Disk operations waiting, in order, each with when it completes.
+    io: std::collections::VecDeque<(Instant, DiskRequest)>,
 }
 
 /// A scenario in progress.
@@ -153,6 +156,7 @@ impl World {
                 disk,
                 raft: None,
                 restarts: 0,
+                io: Default::default(),
             });
         }
         for position in 0..world.nodes.len() {
@@ -237,14 +241,21 @@ impl World {
             .filter_map(|n| n.raft.as_ref()?.poll_timeout())
             .min();
         let fault = until.filter(|_| self.faulting()).map(|_| self.next_fault);
-        let next = [packet, timer, fault, until]
+        let disk = self
+            .nodes
+            .iter()
+            .filter_map(|n| n.io.front().map(|(at, _)| *at))
+            .min();
+        let next = [packet, disk, timer, fault, until]
             .into_iter()
             .flatten()
             .min()
             .expect("something is always due");
         self.now = next;
         self.events += 1;
-        if packet == Some(next) {
+        if disk == Some(next) {
+            self.complete_disk(next);
+        } else if packet == Some(next) {
             // None: the packet was due on a link cut since it was sent.
             if let Some(packet) = self.network.poll_delivery(next) {
                 let line = format!("recv {} from {}", packet.message, packet.from);
@@ -284,6 +295,20 @@ impl World {
         self.nodes.iter_mut().find(|n| n.id == id)?.raft.as_mut()
     }
 
+    /// Completes every disk operation due at `now`, in each node's order.
+    fn complete_disk(&mut self, now: Instant) {
+        for node in self.nodes.iter_mut() {
+            while node.io.front().is_some_and(|(at, _)| *at <= now) {
+                let (_, DiskRequest { io, op }) = node.io.pop_front().expect("checked");
+                let result = node.disk.perform(&op);
+                node.raft
+                    .as_mut()
+                    .expect("a running node's operations")
+                    .handle_disk(io, result);
+            }
+        }
+    }
+
     /// Performs every node's outputs until all are quiet.
     fn drain(&mut self) -> Result<(), Failure> {
         loop {
@@ -307,15 +332,23 @@ impl World {
     fn on_output(&mut self, position: usize, output: Output) -> Result<(), Failure> {
         let id = self.nodes[position].id;
         match output {
-            Output::Disk(DiskRequest { io, op }) => {
+            Output::Disk(request) => {
+                // Operations take time, in order: a sync is slow, the rest
+                // quick. Until one completes, it has not happened.
+                let latency = match request.op {
+                    cairn_core::log::disk::DiskOp::Sync { .. }
+                    | cairn_core::log::disk::DiskOp::SyncDir => {
+                        self.rng.random_range(100_000..2_000_000)
+                    }
+                    _ => self.rng.random_range(5_000..50_000),
+                };
                 let node = &mut self.nodes[position];
-                let result = node.disk.perform(&op);
-                node.raft
-                    .as_mut()
-                    .expect("a running node")
-                    .handle_disk(io, result);
+                let after = node.io.back().map_or(self.now, |(at, _)| *at).max(self.now);
+                node.io
+                    .push_back((after + Duration::from_nanos(latency), request));
             }
             Output::Send(envelope) => {
+                self.check_announced(position, &envelope)?;
                 let line = format!("send {} to {}", envelope.message, envelope.to);
                 self.record(id, &line);
                 self.network
@@ -343,6 +376,41 @@ impl World {
         Ok(())
     }
 
+    /// RA2: nothing leaves a node before the term (and, for a granted vote,
+    /// the vote) it announces is on its disk durably — checked against what
+    /// a crash that lost every unsynced change would leave.
+    fn check_announced(&self, position: usize, envelope: &Envelope) -> Result<(), Failure> {
+        let needed_vote = match envelope.message {
+            // Pre-vote traffic carries a term nobody has taken yet.
+            Message::VoteRequest { pre_vote: true, .. }
+            | Message::VoteReply { pre_vote: true, .. } => return Ok(()),
+            Message::VoteReply { granted: true, .. } => Some(envelope.to),
+            _ => None,
+        };
+        let node = &self.nodes[position];
+        let files = node.disk.durable_files();
+        let found: Vec<FoundFile<'_>> = files
+            .iter()
+            .map(|(name, bytes)| FoundFile { name, bytes })
+            .collect();
+        let durable = state::recover(&found).map(|r| r.state).unwrap_or_default();
+        let term = envelope.message.term();
+        let covered = durable.term > term
+            || (durable.term == term
+                && needed_vote.is_none_or(|vote| durable.voted_for == Some(vote)));
+        if covered {
+            return Ok(());
+        }
+        let what = format!(
+            "{} sent {} to {} with only {durable:?} durable",
+            node.id, envelope.message, envelope.to
+        );
+        Err(Failure {
+            checker: "sent before synced",
+            what,
+        })
+    }
+
     fn check(&self) -> Result<(), Failure> {
         for raft in self.nodes.iter().filter_map(|n| n.raft.as_ref()) {
             raft.check_invariants();
@@ -363,6 +431,7 @@ impl World {
             0 if self.nodes[position].raft.is_some() => {
                 let node = &mut self.nodes[position];
                 node.raft = None;
+                node.io.clear(); // Operations not yet performed never happen.
                 node.disk.crash();
                 node.restarts += 1;
                 self.record(id, "crash");
