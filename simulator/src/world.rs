@@ -1,13 +1,14 @@
 //! The world: nodes, their disks and the network, driven from one seed.
 //!
 //! Owns the event loop of a scenario and its checkers. One thread, one
-//! clock, one order of events: the earliest of the next packet, the next
-//! node timer and the next fault, ties broken by that order and then by
+//! clock, one order of events: the earliest of the next disk completion,
+//! packet, node timer and fault, ties broken in that order and then by
 //! node id. Every node's seed is derived from the scenario's, so one u64
 //! replays a run bit for bit, and the trace's hash says so.
 //!
-//! A run has a safety phase (faults: packet loss, partitions, crashes) and
-//! then a liveness phase (faults stop, everything heals, crashed nodes
+//! A run has a safety phase (faults: packet loss, duplication, reordering,
+//! isolation, one-way cuts, partitions with a bridge, clogged links,
+//! crashes that lose unsynced writes) and then a liveness phase (faults stop, everything heals, crashed nodes
 //! restart): a leader that all nodes follow must appear within a bound.
 //! Checkers run outside the nodes after every step: one leader per term,
 //! nothing sent before the state it announces is durable, and every
@@ -427,7 +428,8 @@ impl World {
         let position = self.rng.random_range(0..self.nodes.len());
         let id = self.nodes[position].id;
         let all: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
-        match self.rng.random_range(0..4) {
+        let other = all[self.rng.random_range(0..all.len())];
+        match self.rng.random_range(0..7) {
             0 if self.nodes[position].raft.is_some() => {
                 let node = &mut self.nodes[position];
                 node.raft = None;
@@ -443,11 +445,38 @@ impl World {
                 self.network.isolate(id, &all);
                 self.record(id, "isolated");
             }
+            3 if other != id => {
+                // LV1-like: a node that can send but not hear one peer.
+                self.network.cut_one_way(other, id);
+                self.record(id, &format!("deaf to {other}"));
+            }
+            4 => self.partition_with_bridge(position),
+            5 if other != id => {
+                let delay = Duration::from_millis(self.rng.random_range(50..500));
+                self.network.clog(id, other, delay);
+                self.record(id, &format!("link to {other} clogged by {delay}"));
+            }
             _ => {
                 self.network.heal();
                 self.record(id, "network healed");
             }
         }
+    }
+
+    /// Splits the others into two sides that cannot hear each other, with
+    /// the node at `position` connected to both (a bridge).
+    fn partition_with_bridge(&mut self, position: usize) {
+        let bridge = self.nodes[position].id;
+        let (mut left, mut right) = (Vec::new(), Vec::new());
+        for node in self.nodes.iter().filter(|n| n.id != bridge) {
+            if self.rng.random_bool(0.5) {
+                left.push(node.id);
+            } else {
+                right.push(node.id);
+            }
+        }
+        self.network.partition(&left, &right);
+        self.record(bridge, &format!("bridges {left:?} and {right:?}"));
     }
 
     fn heal_everything(&mut self) {
