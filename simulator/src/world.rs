@@ -8,8 +8,9 @@
 //!
 //! A run has a safety phase (faults: packet loss, duplication, reordering,
 //! isolation, one-way cuts, partitions with a bridge, clogged links,
-//! crashes that lose unsynced writes) and then a liveness phase (faults stop, everything heals, crashed nodes
-//! restart): a leader that all nodes follow must appear within a bound.
+//! crashes that lose unsynced writes) and then a liveness phase (faults
+//! stop, everything heals, crashed nodes restart): a leader that all nodes
+//! follow must appear within a bound.
 //! Checkers run outside the nodes after every step: one leader per term,
 //! nothing sent before the state it announces is durable, and every
 //! machine's own invariants.
