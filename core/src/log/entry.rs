@@ -158,17 +158,8 @@ impl EntryMeta {
     /// Decodes and verifies the entry frame at the start of `buf`, keeping
     /// only its metadata. Returns the metadata and the frame's length.
     pub fn decode(buf: &[u8]) -> Result<(EntryMeta, usize), FrameError> {
-        let frame = frame::decode(buf)?;
-        if frame.header.kind != FrameKind::Entry {
-            return Err(FrameError::UnexpectedKind {
-                expected: FrameKind::Entry,
-                found: frame.header.kind,
-            });
-        }
-        let (meta, data): (EntryMeta, &[u8]) =
-            frame::decode_payload_prefix(FrameKind::Entry, frame.payload)?;
-        check_batch(&meta, data)?;
-        Ok((meta, frame.header.frame_len()))
+        let (meta, _, frame_len) = decode_verified(buf)?;
+        Ok((meta, frame_len))
     }
 }
 
@@ -198,6 +189,24 @@ impl EntryMeta {
         let (meta, _): (EntryMeta, &[u8]) = frame::decode_payload_prefix(FrameKind::Entry, prefix)?;
         Ok((meta, header.frame_len()))
     }
+}
+
+/// Decodes and verifies the entry frame at the start of `buf`: its
+/// checksum, its kind and its batch. Returns the metadata, where the data
+/// starts and the frame's length.
+fn decode_verified(buf: &[u8]) -> Result<(EntryMeta, usize, usize), FrameError> {
+    let frame = frame::decode(buf)?;
+    if frame.header.kind != FrameKind::Entry {
+        return Err(FrameError::UnexpectedKind {
+            expected: FrameKind::Entry,
+            found: frame.header.kind,
+        });
+    }
+    let (meta, data): (EntryMeta, &[u8]) =
+        frame::decode_payload_prefix(FrameKind::Entry, frame.payload)?;
+    check_batch(&meta, data)?;
+    let frame_len = frame.header.frame_len();
+    Ok((meta, frame_len - data.len(), frame_len))
 }
 
 /// Checks that an entry's payload holds exactly the records its metadata
@@ -305,22 +314,12 @@ impl Entry {
     /// Decodes the entry frame at the start of `buf`, which the entry's data
     /// will borrow (zero copy). Returns the entry and its frame's length.
     pub fn decode(buf: &Bytes) -> Result<(Entry, usize), FrameError> {
-        let frame = frame::decode(buf)?;
-        if frame.header.kind != FrameKind::Entry {
-            return Err(FrameError::UnexpectedKind {
-                expected: FrameKind::Entry,
-                found: frame.header.kind,
-            });
-        }
-        let (meta, data): (EntryMeta, &[u8]) =
-            frame::decode_payload_prefix(FrameKind::Entry, frame.payload)?;
-        check_batch(&meta, data)?;
-        let data_start = frame.header.frame_len() - data.len();
+        let (meta, data_start, frame_len) = decode_verified(buf)?;
         let entry = Entry {
             meta,
-            data: buf.slice(data_start..frame.header.frame_len()),
+            data: buf.slice(data_start..frame_len),
         };
-        Ok((entry, frame.header.frame_len()))
+        Ok((entry, frame_len))
     }
 
     /// Bytes this entry's frame takes on disk.

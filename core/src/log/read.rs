@@ -279,13 +279,10 @@ impl Log {
         base: LogIndex,
         result: Result<DiskOutcome, DiskError>,
     ) {
-        let bytes = match read_bytes(result) {
-            Ok(bytes) => bytes,
-            Err(error) => return self.release_waiting(base, Some(error)),
+        let Some((bytes, position)) = self.loaded(base, result) else {
+            return;
         };
-        let Some(segment) = self.segments.iter_mut().find(|s| s.base == base) else {
-            return self.release_waiting(base, None);
-        };
+        let segment = &mut self.segments[position];
         if segment.resident.is_none() {
             let slots = index::valid_prefix(&bytes, segment.header_len, segment.store_len);
             if slots.len() as u64 != segment.entries {
@@ -300,6 +297,30 @@ impl Log {
             segment.resident = Some(Resident::from_slots(slots));
         }
         self.index_ready(base);
+    }
+
+    /// The bytes a load for segment `base` read, and where that segment is;
+    /// `None` (after answering the waiting reads) if the read failed or the
+    /// segment is gone.
+    fn loaded(
+        &mut self,
+        base: LogIndex,
+        result: Result<DiskOutcome, DiskError>,
+    ) -> Option<(Bytes, usize)> {
+        let bytes = match read_bytes(result) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                self.release_waiting(base, Some(error));
+                return None;
+            }
+        };
+        match self.segments.iter().position(|s| s.base == base) {
+            Some(position) => Some((bytes, position)),
+            None => {
+                self.release_waiting(base, None);
+                None
+            }
+        }
     }
 
     fn index_ready(&mut self, base: LogIndex) {
@@ -317,13 +338,10 @@ impl Log {
         base: LogIndex,
         result: Result<DiskOutcome, DiskError>,
     ) {
-        let bytes = match read_bytes(result) {
-            Ok(bytes) => bytes,
-            Err(error) => return self.release_waiting(base, Some(error)),
+        let Some((bytes, position)) = self.loaded(base, result) else {
+            return;
         };
-        let Some(segment) = self.segments.iter().find(|s| s.base == base) else {
-            return self.release_waiting(base, None);
-        };
+        let segment = &self.segments[position];
         let start = Cursor {
             position: u64::from(segment.header_len),
             next_index: segment.base,
