@@ -5,7 +5,7 @@
 
 use core::fmt;
 
-use crate::ids::{LogIndex, Offset, Term};
+use crate::ids::{LogIndex, NodeId, Offset, Term};
 use crate::log::disk::DiskError;
 
 /// A configuration value that makes no sense, with the field's name.
@@ -89,6 +89,12 @@ pub enum Error {
         /// The segment.
         base: LogIndex,
     },
+    /// Only the leader takes proposals; `leader` is the one this node
+    /// knows of, if any.
+    NotLeader {
+        /// The leader of the current term, if known.
+        leader: Option<NodeId>,
+    },
     // -- Disk contents: files no crash could have produced -----------------
     /// The log's files contradict each other in a way recovery cannot
     /// resolve without losing data; an operator must look.
@@ -154,6 +160,14 @@ impl fmt::Display for Error {
                     f,
                     "the index of segment {base} is loading; retry when it is resident"
                 )
+            }
+            Error::NotLeader {
+                leader: Some(leader),
+            } => {
+                write!(f, "this node does not lead; {leader} does")
+            }
+            Error::NotLeader { leader: None } => {
+                f.write_str("this node does not lead, and knows no leader")
             }
             Error::Stopped(error) => write!(f, "the log has stopped after a disk failure: {error}"),
         }

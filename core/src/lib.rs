@@ -15,4 +15,7 @@ pub mod rng;
 pub mod time;
 pub mod timer;
 
+#[cfg(test)]
+mod testing;
+
 pub use error::Error;

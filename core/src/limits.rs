@@ -54,6 +54,17 @@ pub const RESIDENT_INDEXES_MAX: usize = 8;
 pub const PENDING_READS_MAX: usize = 1024;
 /// Disk operations the log may have in flight at once.
 pub const INFLIGHT_IOS_MAX: usize = 4 * 1024;
+/// The most append messages a leader keeps unacknowledged per follower.
+pub const REPLICATION_INFLIGHT_MESSAGES_MAX: usize = 32;
+/// The most entry bytes a leader keeps unacknowledged per follower.
+pub const REPLICATION_INFLIGHT_BYTES_MAX: u64 = 8 * 1024 * 1024;
+/// The most entry bytes one append message carries (at least one entry).
+pub const APPEND_MESSAGE_BYTES_MAX: u32 = 1024 * 1024;
+/// The most entries one append message carries.
+pub const APPEND_MESSAGE_ENTRIES_MAX: u32 = 1024;
+/// The most entry bytes a leader keeps in memory to replicate from without
+/// reading its disk.
+pub const LEADER_CACHE_BYTES_MAX: u64 = 32 * 1024 * 1024;
 
 // A frame must hold the largest entry: header, metadata and data.
 const _: () = assert!(RECORD_BYTES_MAX + ENTRY_META_BYTES_MAX <= FRAME_PAYLOAD_MAX);
@@ -84,3 +95,10 @@ const _: () = assert!(ALIGN_FRAMES_ABOVE_BYTES >= 15 * (PAGE_BYTES + FRAME_HEADE
 const _: () = assert!((INDEX_WRITE_SLOTS * INDEX_ENTRY_BYTES).is_multiple_of(4096));
 // Relative entry numbers fit the index's u32.
 const _: () = assert!(SEGMENT_ENTRIES_MAX <= u32::MAX as u64);
+// A follower can store any append message in one append.
+const _: () = assert!(
+    (APPEND_MESSAGE_ENTRIES_MAX as usize) <= APPEND_ENTRIES_MAX
+        && (APPEND_MESSAGE_BYTES_MAX as u64) < APPEND_BYTES_MAX
+);
+// One message never exceeds the window it travels in.
+const _: () = assert!(APPEND_MESSAGE_BYTES_MAX as u64 <= REPLICATION_INFLIGHT_BYTES_MAX);

@@ -8,4 +8,5 @@
 pub mod disk;
 pub mod network;
 pub mod storage;
+pub mod workload;
 pub mod world;

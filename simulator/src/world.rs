@@ -21,10 +21,13 @@
 use std::collections::BTreeMap;
 use std::hash::Hasher;
 
-use cairn_core::ids::{NodeId, Term};
+use cairn_core::config::LogConfig;
+use cairn_core::ids::{LogIndex, NodeId, Term};
 use cairn_core::log::disk::{DiskRequest, FoundFile};
-use cairn_core::raft::election::LastEntry;
+use cairn_core::log::machine::Log;
+use cairn_core::log::recovery;
 use cairn_core::raft::machine::{Output, Raft, RaftConfig, Role};
+use cairn_core::raft::message::AppendResult;
 use cairn_core::raft::message::{Envelope, Message};
 use cairn_core::raft::quorum::{Configuration, Voters};
 use cairn_core::raft::state;
@@ -35,6 +38,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::disk::{DiskFaults, SimDisk};
 use crate::network::{Network, NetworkOptions};
+use crate::workload::{Workload, WorkloadOptions};
 
 /// The shape and fault mix of one run.
 #[derive(Clone, Debug, PartialEq)]
@@ -51,6 +55,11 @@ pub struct WorldOptions {
     pub fault_interval: Duration,
     /// Raft's timing.
     pub raft: RaftConfig,
+    /// Every node's log: small segments, so that runs roll, retain and
+    /// catch followers up with snapshots.
+    pub log: LogConfig,
+    /// What the clients do.
+    pub workload: WorkloadOptions,
 }
 
 impl WorldOptions {
@@ -72,6 +81,18 @@ impl WorldOptions {
             network,
             fault_interval: Duration::from_millis(rng.random_range(100..1500)),
             raft: RaftConfig::default(),
+            log: {
+                let segment_bytes = [4096, 16 * 1024, 64 * 1024][rng.random_range(0..3)];
+                LogConfig {
+                    segment_bytes,
+                    retention_bytes: [None, Some(4 * segment_bytes)][rng.random_range(0..2)],
+                    ..LogConfig::default()
+                }
+            },
+            workload: WorkloadOptions {
+                interval: Duration::from_millis([5, 20, 100][rng.random_range(0..3)]),
+                batch_max: [1, 4, 16][rng.random_range(0..3)],
+            },
         }
     }
 }
@@ -119,6 +140,7 @@ pub struct World {
     network: Network<Message>,
     next_fault: Instant,
     leaders: BTreeMap<Term, NodeId>,
+    workload: Workload,
     hasher: fnv::FnvHasher,
     trace: Option<Vec<String>>,
     events: u64,
@@ -143,6 +165,7 @@ impl World {
             network: Network::new(root.child(Stream::World, CHILD_NETWORK), options.network),
             next_fault: Instant::ZERO + options.fault_interval,
             leaders: BTreeMap::new(),
+            workload: Workload::new(options.workload.clone(), seed),
             hasher: fnv::FnvHasher::default(),
             trace: trace.then(Vec::new),
             events: 0,
@@ -174,8 +197,12 @@ impl World {
     fn start(&mut self, position: usize) {
         let configuration = self.configuration();
         let node = &mut self.nodes[position];
-        let recovered = state::recover(&node.disk.found_files())
-            .expect("one copy of the state survives a crash");
+        let found = node.disk.found_files();
+        let recovered = state::recover(&found).expect("one copy of the state survives a crash");
+        let log = recovery::recover(&found)
+            .and_then(|files| Log::new(self.options.log.clone(), files, self.now))
+            .expect("a crash leaves a recoverable log");
+        drop(found);
         let seed =
             Rng::new(self.seed).child(Stream::Raft, CHILD_NODE + node.id.0 * 64 + node.restarts);
         let raft = Raft::new(
@@ -183,13 +210,14 @@ impl World {
             self.options.raft.clone(),
             configuration,
             recovered,
-            LastEntry::default(),
+            log,
             seed,
             self.now,
         );
+        let line = format!("start {}", raft.summary());
         node.raft = Some(raft);
         let id = node.id;
-        self.record(id, &format!("start in {}", recovered.state.term));
+        self.record(id, &line);
     }
 
     fn record(&mut self, node: NodeId, event: &str) {
@@ -203,7 +231,21 @@ impl World {
 
     /// Runs the safety phase, then the liveness phase.
     pub fn run(mut self) -> (Report, Vec<String>) {
-        let result = self.run_phases();
+        // A broken invariant (a panic inside a machine or a checker) is the
+        // `invariant` checker's failure; the trace up to it is kept.
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.run_phases()));
+        let result = run.unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_else(|| "a panic without a message".to_owned());
+            self.record(NodeId(0), &format!("panic: {what}"));
+            Err(Failure {
+                checker: "invariant",
+                what,
+            })
+        });
         let report = Report {
             seed: self.seed,
             trace_hash: self.hasher.finish(),
@@ -223,13 +265,16 @@ impl World {
         let deadline = self.now + self.options.liveness;
         while self.now < deadline {
             if self.settled() {
-                return Ok(());
+                return self.verify_consumers();
             }
             self.step(Some(deadline))?;
         }
         Err(Failure {
             checker: "liveness",
-            what: format!("no leader followed by all within {}", self.options.liveness),
+            what: format!(
+                "no leader followed and caught up with by all within {}",
+                self.options.liveness
+            ),
         })
     }
 
@@ -243,12 +288,13 @@ impl World {
             .filter_map(|n| n.raft.as_ref()?.poll_timeout())
             .min();
         let fault = until.filter(|_| self.faulting()).map(|_| self.next_fault);
+        let client = Some(self.workload.next_at());
         let disk = self
             .nodes
             .iter()
             .filter_map(|n| n.io.front().map(|(at, _)| *at))
             .min();
-        let next = [packet, disk, timer, fault, until]
+        let next = [packet, disk, timer, fault, client, until]
             .into_iter()
             .flatten()
             .min()
@@ -284,6 +330,8 @@ impl World {
             }
         } else if fault == Some(next) {
             self.inject_fault();
+        } else if client == Some(next) {
+            self.produce();
         }
         self.drain()?;
         self.check()
@@ -303,10 +351,17 @@ impl World {
             while node.io.front().is_some_and(|(at, _)| *at <= now) {
                 let (_, DiskRequest { io, op }) = node.io.pop_front().expect("checked");
                 let result = node.disk.perform(&op);
+                if let Err(error) = &result {
+                    let line = format!("{} {} disk {op:?} failed: {error}", now, node.id);
+                    self.hasher.write(line.as_bytes());
+                    if let Some(trace) = &mut self.trace {
+                        trace.push(line);
+                    }
+                }
                 node.raft
                     .as_mut()
                     .expect("a running node's operations")
-                    .handle_disk(io, result);
+                    .handle_disk(now, io, result);
             }
         }
     }
@@ -368,11 +423,94 @@ impl World {
                 self.leaders.insert(term, id);
             }
             Output::SteppedDown { term } => self.record(id, &format!("stepped down in {term}")),
+            Output::Committed { index, offset } => {
+                let raft = self.nodes[position].raft.as_ref().expect("running");
+                let acked = self.workload.committed(raft, index)?;
+                if !acked.is_empty() {
+                    self.check_on_quorum_disks(&acked)?;
+                    self.record(
+                        id,
+                        &format!("committed {index} {offset}, acked {}", acked.len()),
+                    );
+                }
+            }
+            // Owners' reads are the verification's, at the end.
+            Output::Read { .. } => {}
+            Output::Damaged(damage) => self.record(id, &format!("damaged {damage:?}")),
             Output::Stopped(error) => {
                 return Err(Failure {
                     checker: "disk",
                     what: format!("{id} stopped: {error}"),
                 })
+            }
+        }
+        Ok(())
+    }
+
+    /// The clients propose a batch to the node that leads in the highest
+    /// term, if any (only while faults run: the liveness phase checks that
+    /// what was acknowledged is everywhere).
+    fn produce(&mut self) {
+        let now = self.now;
+        if !self.faulting() {
+            self.workload.produce(now, None);
+            return;
+        }
+        let leader = self
+            .nodes
+            .iter_mut()
+            .filter_map(|n| n.raft.as_mut())
+            .filter(|r| r.is_leader())
+            .max_by_key(|r| r.term());
+        let id = leader.as_ref().map(|r| r.id());
+        if let (Some(line), Some(id)) = (self.workload.produce(now, leader), id) {
+            self.record(id, &line);
+        }
+    }
+
+    /// The log a node would recover if it crashed now, losing every
+    /// unsynced change.
+    fn durable_log(&self, position: usize) -> Log {
+        let files = self.nodes[position].disk.durable_files();
+        let found: Vec<FoundFile<'_>> = files
+            .iter()
+            .map(|(name, bytes)| FoundFile { name, bytes })
+            .collect();
+        recovery::recover(&found)
+            .and_then(|files| Log::new(self.options.log.clone(), files, self.now))
+            .expect("a crash leaves a recoverable log")
+    }
+
+    /// Whether `log` durably holds `index` in `term` (for an entry of a
+    /// sealed segment whose index is not resident, holding the index is
+    /// taken as holding the entry: the sealed segment was synced whole).
+    fn holds(log: &Log, index: LogIndex, term: Term) -> bool {
+        log.first_index() <= index
+            && index < log.next_index()
+            && log.term(index).is_none_or(|t| t == term)
+    }
+
+    /// Every acknowledged entry is on a majority's synced disks at the
+    /// moment of its acknowledgement (or retained away after commit).
+    fn check_on_quorum_disks(&self, acked: &[crate::workload::Acked]) -> Result<(), Failure> {
+        let logs: Vec<Log> = (0..self.nodes.len()).map(|p| self.durable_log(p)).collect();
+        for entry in acked {
+            let holding = logs
+                .iter()
+                .filter(|log| {
+                    Self::holds(log, entry.index, entry.term) || log.first_index() > entry.index
+                })
+                .count();
+            if holding * 2 <= self.nodes.len() {
+                return Err(Failure {
+                    checker: "acked on a quorum's disks",
+                    what: format!(
+                        "{} in {} acked with {holding} of {} synced copies",
+                        entry.index,
+                        entry.term,
+                        self.nodes.len()
+                    ),
+                });
             }
         }
         Ok(())
@@ -389,6 +527,25 @@ impl World {
             Message::VoteReply { granted: true, .. } => Some(envelope.to),
             _ => None,
         };
+        if let Message::AppendReply {
+            term,
+            result: AppendResult::Stored { through },
+        } = envelope.message
+        {
+            let _ = term;
+            let log = self.durable_log(position);
+            if through >= log.next_index() {
+                let what = format!(
+                    "{} said it stores {through} with its disk holding up to {}",
+                    self.nodes[position].id,
+                    log.next_index().prev()
+                );
+                return Err(Failure {
+                    checker: "acked before synced",
+                    what,
+                });
+            }
+        }
         let node = &self.nodes[position];
         let files = node.disk.durable_files();
         let found: Vec<FoundFile<'_>> = files
@@ -500,36 +657,98 @@ impl World {
         else {
             return false;
         };
-        let term = leader.raft.as_ref().expect("found").term();
+        let lead = leader.raft.as_ref().expect("found");
+        let (term, last) = (lead.term(), lead.log().next_index().prev());
         running.iter().all(|raft| {
             raft.term() == term
+                && raft.commit() == last
+                && raft.log().next_index().prev() == last
                 && (raft.is_leader()
                     || matches!(raft.role(), Role::Follower { leader: Some(l) } if *l == leader.id))
         })
     }
+
+    /// Reads every committed record from every node, as a consumer would,
+    /// and holds it to the workload's ledger.
+    fn verify_consumers(&mut self) -> Result<(), Failure> {
+        for position in 0..self.nodes.len() {
+            let id = self.nodes[position].id;
+            let Some(raft) = self.nodes[position].raft.as_ref() else {
+                continue;
+            };
+            let (first, end) = (raft.log().first_offset(), raft.commit_offset());
+            let mut records = Vec::new();
+            let mut next = first;
+            while next < end {
+                let batch = self.read_now(position, next)?;
+                let before = records.len();
+                for entry in &batch.entries {
+                    records.extend(entry.records().filter(|(o, _)| *o >= next && *o < end));
+                }
+                if records.len() == before {
+                    return Err(Failure {
+                        checker: "acked records readable",
+                        what: format!(
+                            "{id} returned nothing at {next} (damage {:?})",
+                            batch.damaged
+                        ),
+                    });
+                }
+                next = records.last().expect("read some").0.next();
+            }
+            self.workload.check_consumed(id, first, end, &records)?;
+        }
+        Ok(())
+    }
+
+    /// One read of the node at `position` from `from`, its disk answering
+    /// at once (the run is over; only the answer matters).
+    fn read_now(
+        &mut self,
+        position: usize,
+        from: cairn_core::ids::Offset,
+    ) -> Result<cairn_core::log::machine::ReadBatch, Failure> {
+        let now = self.now;
+        let node = &mut self.nodes[position];
+        let raft = node.raft.as_mut().expect("running");
+        let id = cairn_core::ids::ReadId(1);
+        let from = cairn_core::log::machine::ReadFrom::Offset(from);
+        if let Err(error) = raft.read(now, id, from, 1024, 1 << 20) {
+            return Err(Failure {
+                checker: "acked records readable",
+                what: format!("{} refused a read: {error}", node.id),
+            });
+        }
+        // Earlier operations first, in order; then whatever the read asks.
+        while let Some((_, request)) = node.io.pop_front() {
+            let result = node.disk.perform(&request.op);
+            raft.handle_disk(now, request.io, result);
+        }
+        loop {
+            match raft.poll_output() {
+                Some(Output::Disk(request)) => {
+                    let result = node.disk.perform(&request.op);
+                    raft.handle_disk(now, request.io, result);
+                }
+                Some(Output::Read { result, .. }) => {
+                    return result.map_err(|error| Failure {
+                        checker: "acked records readable",
+                        what: format!("{} failed a read: {error:?}", node.id),
+                    })
+                }
+                Some(_) => {}
+                None => {
+                    return Err(Failure {
+                        checker: "acked records readable",
+                        what: format!("{} never answered a read", node.id),
+                    })
+                }
+            }
+        }
+    }
 }
 
-/// Runs `seed` with its swarm options. A broken invariant (a panic inside
-/// a machine or a checker) is reported as the `invariant` checker's
-/// failure, so that a sweep names the seed and goes on.
+/// Runs `seed` with its swarm options.
 pub fn run_seed(seed: u64, trace: bool) -> (Report, Vec<String>) {
-    let run = std::panic::catch_unwind(|| World::new(seed, WorldOptions::swarm(seed), trace).run());
-    run.unwrap_or_else(|panic| {
-        let what = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
-            .unwrap_or_else(|| "a panic without a message".to_owned());
-        let report = Report {
-            seed,
-            trace_hash: 0,
-            events: 0,
-            end: Instant::ZERO,
-            result: Err(Failure {
-                checker: "invariant",
-                what,
-            }),
-        };
-        (report, Vec::new())
-    })
+    World::new(seed, WorldOptions::swarm(seed), trace).run()
 }

@@ -300,12 +300,19 @@ impl Log {
     pub(super) fn on_synced(&mut self, through: LogIndex, group: bool, generation: u64) {
         // A truncation since the sync was issued may have replaced entries
         // it covered: never call durable what it did not cover.
-        if self.stopped.is_none() && generation == self.generation && through > self.durable {
+        let stale = generation != self.generation;
+        if self.stopped.is_none() && !stale && through > self.durable {
             self.durable = through;
             self.outputs.push_back(Output::Durable { through });
         }
         if group {
             self.group_sync_inflight = false;
+            // A sync overtaken by a truncation or a retirement proves
+            // nothing: sync again, or its entries would wait for the next
+            // append to become durable.
+            if stale && self.durable < self.next_index().prev() {
+                self.group_sync_wanted = true;
+            }
             if std::mem::take(&mut self.group_sync_wanted) {
                 self.request_sync();
             }

@@ -53,7 +53,7 @@ impl EntryKind {
 /// A client entry is a batch of records, framed and checksummed once: the
 /// per-record cost of a frame (a CRC32C pass and a header) would otherwise
 /// dominate small records. Each record still takes its own offset.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NewEntry {
     /// The Raft term it was created in.
     pub term: Term,
@@ -93,6 +93,25 @@ impl NewEntry {
             kind: EntryKind::Config,
             data,
             records: Vec::new(),
+        }
+    }
+
+    /// The entry `entry` to append again elsewhere (a leader sending what
+    /// it read from its disk): its records are slices of `entry`'s buffer.
+    pub fn from_stored(entry: &Entry) -> NewEntry {
+        match entry.kind {
+            EntryKind::Record => {
+                let records: Vec<Bytes> = entry.records().map(|(_, r)| r).collect();
+                // A verified frame holds what its metadata counts: we wrote it.
+                assert_eq!(
+                    records.len() as u64,
+                    u64::from(entry.records),
+                    "a batch holds its count"
+                );
+                NewEntry::records(entry.term, records)
+            }
+            EntryKind::Noop => NewEntry::noop(entry.term),
+            EntryKind::Config => NewEntry::config(entry.term, entry.data.clone()),
         }
     }
 

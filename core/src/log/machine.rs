@@ -195,6 +195,9 @@ pub struct Log {
     pub(super) reads_pending: usize,
     /// How many segments at the front are retiring.
     pub(super) retiring: usize,
+    /// Retention never removes an entry after this one (Raft sets it to
+    /// its commit index: only committed entries may be retained away).
+    pub(super) retention_floor: Option<LogIndex>,
     /// Slots of the active segment written to its index file.
     pub(super) index_written: u64,
     /// Where appends frame their entries; reused across appends.
@@ -226,6 +229,7 @@ impl Log {
             stopped: None,
             reads_pending: 0,
             retiring: 0,
+            retention_floor: None,
             index_written: 0,
             frame_buffer: bytes::BytesMut::new(),
         };
@@ -312,6 +316,67 @@ impl Log {
         segment.term(index)
     }
 
+    /// The term of `index` like [`Log::term`], but for an entry of a sealed
+    /// segment whose index is not resident, starts loading that index and
+    /// returns [`Error::IndexNotResident`]: retry on `Output::IndexLoaded`.
+    /// `Ok(None)` means the log holds no readable entry there (outside
+    /// the log, or damaged).
+    pub fn term_or_load(&mut self, index: LogIndex) -> Result<Option<Term>, Error> {
+        if let Some(term) = self.term(index) {
+            return Ok(Some(term));
+        }
+        match self.segment_of(index) {
+            Some(position) if self.damage_at(index).is_none() => {
+                let base = self.segments[position].base;
+                self.start_loading(base);
+                Err(Error::IndexNotResident { base })
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The last index holding an entry of `term`, if the log holds one and
+    /// it is known without reading. Terms never fall along the log, so this
+    /// is a binary search over the one resident segment where `term` ends.
+    pub fn last_index_of_term(&self, term: Term) -> Option<LogIndex> {
+        let segments: Vec<&Segment> = self.live().collect();
+        // The first segment ending in a later term: `term` ends in it or
+        // in the one before.
+        let position = segments.partition_point(|s| s.last_term <= term);
+        for segment in segments[position.saturating_sub(1)..].iter().take(2).rev() {
+            if segment.entries == 0 || segment.prev_term > term {
+                continue;
+            }
+            let (first, next) = (segment.base.0, segment.next_index().0);
+            // The first index in the segment whose term exceeds `term`.
+            let (mut low, mut high) = (first, next);
+            while low < high {
+                let middle = low + (high - low) / 2;
+                match segment.term(LogIndex(middle)) {
+                    Some(t) if t <= term => low = middle + 1,
+                    Some(_) => high = middle,
+                    None => return None,
+                }
+            }
+            if low > first && segment.term(LogIndex(low - 1)) == Some(term) {
+                let last = LogIndex(low - 1);
+                return self.damage_at(last).is_none().then_some(last);
+            }
+        }
+        None
+    }
+
+    /// The offset the first record after entry `index` takes, if known
+    /// without reading (`index` may be the entry before the first).
+    pub fn offset_after(&self, index: LogIndex) -> Option<Offset> {
+        let next = index.next();
+        if next == self.next_index() {
+            return Some(self.next_offset());
+        }
+        let position = self.segment_of(next)?;
+        self.segments[position].offset(next)
+    }
+
     /// Damaged runs not yet repaired, in order.
     pub fn damaged(&self) -> impl Iterator<Item = &Damage> {
         self.damaged.values()
@@ -365,10 +430,10 @@ impl Log {
     }
 
     /// When the log next wants `handle_timeout`: the oldest sealed
-    /// segment's expiry, if retention by age is on.
+    /// segment's expiry, if retention by age is on and may remove it.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let age = self.config.retention_age?;
-        if self.segment_count() < 2 {
+        if !self.may_retire_front() {
             return None;
         }
         Some(self.live_front().last_time + age)

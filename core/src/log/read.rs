@@ -241,15 +241,21 @@ impl Log {
     }
 
     fn wait_for_index(&mut self, base: LogIndex, request: ReadRequest) {
-        let waiting = self.waiting.entry(base).or_default();
-        waiting.push(request);
-        if waiting.len() == 1 {
+        self.start_loading(base);
+        self.waiting.entry(base).or_default().push(request);
+    }
+
+    /// Starts making `base`'s index resident unless it is loading already
+    /// (a segment is loading exactly when `waiting` holds it).
+    pub(super) fn start_loading(&mut self, base: LogIndex) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = self.waiting.entry(base) {
+            slot.insert(Vec::new());
             self.load_index(base);
         }
     }
 
     /// Starts making `base`'s index resident.
-    pub(super) fn load_index(&mut self, base: LogIndex) {
+    fn load_index(&mut self, base: LogIndex) {
         let segment = self
             .segments
             .iter()

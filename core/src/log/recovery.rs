@@ -81,6 +81,9 @@ pub fn recover(files: &[FoundFile<'_>]) -> Result<Recovered, Error> {
                 .push(Note::ForeignFile(file.name.to_owned()));
             continue;
         };
+        if id.kind == FileKind::State {
+            continue; // Raft's, recovered by `raft::state`.
+        }
         let entry = segments.entry(id.base).or_insert(Files {
             store: None,
             index: None,
@@ -88,7 +91,7 @@ pub fn recover(files: &[FoundFile<'_>]) -> Result<Recovered, Error> {
         match id.kind {
             FileKind::Store => entry.store = Some(file.bytes),
             FileKind::Index => entry.index = Some(file.bytes),
-            FileKind::State => {}
+            FileKind::State => unreachable!("skipped above"),
         }
     }
     let mut stores: Vec<FoundStore<'_>> = Vec::new();

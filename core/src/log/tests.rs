@@ -3,79 +3,17 @@
 //! A small in-memory disk performs operations here so that the tests stay
 //! inside the core; crash behaviour is tested over the simulator's disk.
 
-use std::collections::BTreeMap;
-
 use bytes::Bytes;
 
 use crate::config::LogConfig;
 use crate::error::Error;
 use crate::ids::{IoId, LogIndex, Offset, ReadId, Term};
-use crate::log::disk::{DiskOp, DiskOutcome, FileId, FoundFile};
+use crate::log::disk::{DiskOp, DiskOutcome, FileId};
 use crate::log::entry::NewEntry;
 use crate::log::machine::{Input, Log, Output, ReadFrom};
-use crate::log::recovery::{self, Recovered};
+use crate::log::recovery::Recovered;
+use crate::testing::MapDisk;
 use crate::time::{Duration, Instant};
-
-/// A disk that does what it is told, at once, and never fails.
-#[derive(Default)]
-struct MapDisk {
-    files: BTreeMap<FileId, Vec<u8>>,
-}
-
-impl MapDisk {
-    fn perform(&mut self, op: &DiskOp) -> DiskOutcome {
-        match op {
-            DiskOp::Create { file } => {
-                self.files.insert(*file, Vec::new());
-            }
-            DiskOp::Write {
-                file,
-                position,
-                bytes,
-            } => {
-                let data = self.files.get_mut(file).expect("written files exist");
-                let end = *position as usize + bytes.len();
-                if data.len() < end {
-                    data.resize(end, 0);
-                }
-                data[*position as usize..end].copy_from_slice(bytes);
-            }
-            DiskOp::Truncate { file, len } => self
-                .files
-                .get_mut(file)
-                .expect("exists")
-                .resize(*len as usize, 0),
-            DiskOp::Delete { file } => {
-                self.files.remove(file);
-            }
-            DiskOp::Read {
-                file,
-                position,
-                len,
-            } => {
-                let data = &self.files[file];
-                let start = (*position as usize).min(data.len());
-                let end = data.len().min((*position + *len) as usize);
-                return DiskOutcome::Read(Bytes::copy_from_slice(&data[start..end]));
-            }
-            DiskOp::Sync { .. } | DiskOp::SyncDir => {}
-        }
-        DiskOutcome::Done
-    }
-
-    fn recover(&self) -> Recovered {
-        let names: Vec<(String, &Vec<u8>)> = self
-            .files
-            .iter()
-            .map(|(id, bytes)| (id.to_string(), bytes))
-            .collect();
-        let found: Vec<FoundFile<'_>> = names
-            .iter()
-            .map(|(name, bytes)| FoundFile { name, bytes })
-            .collect();
-        recovery::recover(&found).expect("recoverable")
-    }
-}
 
 fn record(term: u64, data: &str) -> NewEntry {
     NewEntry::records(Term(term), vec![Bytes::copy_from_slice(data.as_bytes())])
@@ -439,6 +377,13 @@ fn retention_by_size_and_age() {
             log.store_bytes() <= 3 * 4096 + 4096,
             "bounded by retention plus one segment"
         );
+        // A retirement during the append must not leave it waiting for
+        // the next one to become durable.
+        assert_eq!(
+            log.durable_index(),
+            log.next_index().prev(),
+            "append {i} is durable"
+        );
     }
     assert!(firsts.windows(2).all(|w| w[0] <= w[1]));
     assert!(log.first_offset() > Offset(0));
@@ -466,6 +411,27 @@ fn retention_by_size_and_age() {
     log.handle_timeout(deadline);
     drive(&mut log, &mut disk);
     assert!(log.segment_count() < segments);
+    // Raft's commit index holds retention back: nothing after it goes.
+    let (mut held, mut disk) = fresh(LogConfig {
+        retention_bytes: Some(4096),
+        ..small_segments()
+    });
+    held.set_retention_floor(LogIndex(0));
+    for i in 0..100 {
+        held.append(Instant::ZERO, vec![record(1, &format!("{i:0>100}"))])
+            .unwrap();
+        drive(&mut held, &mut disk);
+    }
+    assert_eq!(
+        held.first_index(),
+        LogIndex(1),
+        "the floor holds every entry"
+    );
+    held.set_retention_floor(LogIndex(60));
+    held.append(Instant::ZERO, vec![record(1, "x")]).unwrap();
+    drive(&mut held, &mut disk);
+    assert!(held.first_index() > LogIndex(1), "retention resumes");
+    assert!(held.first_index() <= LogIndex(61), "up to the floor only");
     log.handle_timeout(Instant::from_nanos(1_000 * 1_000_000_000));
     drive(&mut log, &mut disk);
     assert_eq!(

@@ -41,10 +41,7 @@ impl Log {
         let target = &self.segments[keep - 1];
         if target.resident.is_none() {
             let base = target.base;
-            if let std::collections::btree_map::Entry::Vacant(slot) = self.waiting.entry(base) {
-                slot.insert(Vec::new());
-                self.load_index(base);
-            }
+            self.start_loading(base);
             return Err(Error::IndexNotResident { base });
         }
         self.generation += 1;
@@ -171,7 +168,18 @@ impl Log {
         self.damaged.clear();
         self.recently_used.clear();
         self.create_segment(base, base_offset, prev_term);
-        self.durable = base.prev();
+        // Until the new segment and the deletions are durable, a crash
+        // brings back the old log: nothing is durable before this sync.
+        self.durable = LogIndex(0);
+        let generation = self.generation;
+        self.submit(
+            DiskOp::SyncDir,
+            Pending::SyncStore {
+                through: base.prev(),
+                group: false,
+                generation,
+            },
+        );
         Ok(())
     }
 
@@ -181,15 +189,34 @@ impl Log {
             return;
         }
         if let Some(limit) = self.config.retention_bytes {
-            while self.segment_count() > 1 && self.store_bytes() > limit {
+            while self.may_retire_front() && self.store_bytes() > limit {
                 self.retire_front();
             }
         }
         if let Some(age) = self.config.retention_age {
-            while self.segment_count() > 1 && self.live_front().last_time + age <= now {
+            while self.may_retire_front() && self.live_front().last_time + age <= now {
                 self.retire_front();
             }
         }
+    }
+
+    /// Lets retention remove entries up to and including `floor` only
+    /// (Raft's commit index: an uncommitted entry must stay).
+    pub fn set_retention_floor(&mut self, floor: LogIndex) {
+        assert!(
+            self.retention_floor.is_none_or(|old| old <= floor),
+            "the retention floor never falls"
+        );
+        self.retention_floor = Some(floor);
+    }
+
+    /// Whether retention may remove the oldest live segment: it is not the
+    /// active one, and it ends at or before the retention floor.
+    pub(super) fn may_retire_front(&self) -> bool {
+        self.segment_count() > 1
+            && self
+                .retention_floor
+                .is_none_or(|floor| self.live_front().next_index() <= floor.next())
     }
 
     /// Starts deleting the oldest live segment. The store goes first, and

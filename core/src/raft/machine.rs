@@ -1,15 +1,20 @@
-//! The Raft machine, so far: roles, elections with pre-vote, heartbeats and
-//! check-quorum. Replication of entries joins it next.
+//! The Raft machine: roles, elections with pre-vote, check-quorum, and the
+//! plumbing that joins the log and the state file to them. Replication
+//! lives in `leader.rs` and `follower.rs`, as more `impl Raft` blocks.
 //!
-//! Owns a node's role and term and the timers that drive elections. It must
-//! never let a message leave before the term and vote it announces are
-//! durable (RA1, RA2): every outgoing message waits until the state file
-//! reports durable a state at least as new as the one it depends on.
+//! Owns a node's role, term, commit index and log, and the timers that drive
+//! elections. It must never let a message leave before the term, vote and
+//! entries it announces are durable (RA1, RA2): every outgoing message waits
+//! until the state file reports durable a state at least as new as the one
+//! it depends on, and the log a durable index at least the one it names.
 //!
 //! # Contract
-//! Same verbs as the log: `handle`, `handle_disk`, `handle_timeout` take
-//! inputs; drain `poll_output` after each; `poll_timeout` says when to call
-//! `handle_timeout`. `now` never goes backwards.
+//! Same verbs as the log: `handle`, `handle_disk`, `handle_timeout`,
+//! `propose` and `read` take inputs; drain `poll_output` after each;
+//! `poll_timeout` says when to call `handle_timeout`. `now` never goes
+//! backwards. Disk requests of the log and of the state file share one
+//! output; their ids never collide (the state file's have the top bit set),
+//! and each file's requests are performed in the order given.
 //!
 //! # Rules and their sources
 //! - Election timeouts are drawn from Raft's own rng stream (§5.2).
@@ -27,15 +32,25 @@ use std::collections::{BTreeSet, VecDeque};
 
 use rand_chacha::ChaCha8Rng;
 
-use crate::ids::{NodeId, Term};
+use crate::error::Error;
+use crate::ids::{IoId, LogIndex, NodeId, Offset, ReadId, Term};
 use crate::log::disk::{DiskError, DiskOutcome, DiskRequest};
+use crate::log::machine::{
+    Appended, Input, Log, Output as LogOutput, ReadBatch, ReadError, ReadFrom,
+};
+use crate::log::scan::Damage;
 use crate::raft::election::{self, LastEntry, VoteRequest};
+use crate::raft::leader::Leadership;
 use crate::raft::message::{Envelope, Message};
 use crate::raft::quorum::Configuration;
 use crate::raft::state::{HardState, RecoveredState, StateFile, StateOutput};
 use crate::rng::{Rng, Stream};
 use crate::time::{Duration, Instant};
 use crate::timer::TimerTable;
+
+/// Read ids at or above this are Raft's own (a leader reading entries for
+/// a follower); the owner's reads must stay below.
+pub const RAFT_READ_IDS: u64 = 1 << 63;
 
 /// Raft's timing.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -90,8 +105,7 @@ pub enum Role {
 pub enum Output {
     /// Send this message.
     Send(Envelope),
-    /// Perform this disk operation on the state file; report it with
-    /// `handle_disk`.
+    /// Perform this disk operation; report it with `handle_disk`.
     Disk(DiskRequest),
     /// This node became leader of `term`.
     BecameLeader {
@@ -103,44 +117,79 @@ pub enum Output {
         /// The term it is in now.
         term: Term,
     },
-    /// The state file failed; the node must stop.
+    /// The commit index moved: every entry through `index` is committed,
+    /// and every record before `offset`.
+    Committed {
+        /// The commit index.
+        index: LogIndex,
+        /// The offset after the last committed record.
+        offset: Offset,
+    },
+    /// An owner's read completed.
+    Read {
+        /// The read's id.
+        id: ReadId,
+        /// Its entries, or why there are none.
+        result: Result<ReadBatch, ReadError>,
+    },
+    /// Entries were found damaged; they are never served.
+    Damaged(Damage),
+    /// A disk failed; the node must stop.
     Stopped(DiskError),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Timer {
+pub(super) enum Timer {
     Election,
     Heartbeat,
     CheckQuorum,
 }
 
+/// A message waiting for what it announces to be durable.
+#[derive(Clone, Debug)]
+pub(super) struct Held {
+    /// The term and vote it depends on.
+    pub(super) needs: HardState,
+    /// The last entry it says is stored (`LogIndex(0)` for none).
+    pub(super) needs_log: LogIndex,
+    pub(super) envelope: Envelope,
+}
+
 /// One node's Raft.
 #[derive(Debug)]
 pub struct Raft {
-    id: NodeId,
-    config: RaftConfig,
-    voters: Configuration,
-    last: LastEntry,
-    role: Role,
-    state: StateFile,
-    rng: ChaCha8Rng,
-    timers: TimerTable<Timer>,
+    pub(super) id: NodeId,
+    pub(super) config: RaftConfig,
+    pub(super) voters: Configuration,
+    pub(super) role: Role,
+    pub(super) state: StateFile,
+    pub(super) log: Log,
+    /// The highest index known committed; never falls while running.
+    pub(super) commit: LogIndex,
+    /// The offset after the last committed record.
+    pub(super) commit_offset: Offset,
+    pub(super) rng: ChaCha8Rng,
+    pub(super) timers: TimerTable<Timer>,
     /// When a leader was last heard from (for leader stickiness).
-    leader_contact: Option<Instant>,
+    pub(super) leader_contact: Option<Instant>,
     /// Messages waiting for the state they announce to be durable.
-    held: VecDeque<(HardState, Envelope)>,
-    outputs: VecDeque<Output>,
+    pub(super) held: VecDeque<Held>,
+    /// A leader's replication state; `None` unless leading.
+    pub(super) leadership: Option<Leadership>,
+    /// Replication reads started, ever (their ids follow `RAFT_READ_IDS`).
+    pub(super) replication_reads: u64,
+    pub(super) outputs: VecDeque<Output>,
 }
 
 impl Raft {
-    /// A node with id `id` among `voters`, its state as recovered, its log
-    /// ending at `last`, drawing from `seed`.
+    /// A node with id `id` among `voters`, its state as recovered, over
+    /// `log`, drawing from `seed`.
     pub fn new(
         id: NodeId,
         config: RaftConfig,
         voters: Configuration,
         recovered: RecoveredState,
-        last: LastEntry,
+        mut log: Log,
         seed: u64,
         now: Instant,
     ) -> Raft {
@@ -149,22 +198,36 @@ impl Raft {
             config.heartbeat_interval < config.election_timeout_min,
             "heartbeats outpace elections"
         );
+        // What the log retains was committed once (§7): the first retained
+        // index minus one is the snapshot's end.
+        let commit = log.first_index().prev();
+        let commit_offset = log.first_offset();
+        log.set_retention_floor(commit);
         let mut raft = Raft {
             id,
             config,
             voters,
-            last,
             role: Role::Follower { leader: None },
             state: StateFile::new(recovered),
+            log,
+            commit,
+            commit_offset,
             rng: Rng::new(seed).stream(Stream::Raft),
             timers: TimerTable::default(),
             leader_contact: None,
             held: VecDeque::new(),
+            leadership: None,
+            replication_reads: 0,
             outputs: VecDeque::new(),
         };
         raft.reset_election_timer(now);
-        raft.drain_state();
+        raft.drain(now);
         raft
+    }
+
+    /// The node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
     }
 
     /// The current term (durable or about to be).
@@ -177,7 +240,36 @@ impl Raft {
         &self.role
     }
 
-    /// A short description of the role and term, for traces.
+    /// The leader this node knows of in its term (itself if leading).
+    pub fn leader(&self) -> Option<NodeId> {
+        match self.role {
+            Role::Leader { .. } => Some(self.id),
+            Role::Follower { leader } => leader,
+            _ => None,
+        }
+    }
+
+    /// The log, for reading its state.
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// The commit index.
+    pub fn commit(&self) -> LogIndex {
+        self.commit
+    }
+
+    /// The offset after the last committed record.
+    pub fn commit_offset(&self) -> Offset {
+        self.commit_offset
+    }
+
+    /// The voters.
+    pub fn voters(&self) -> &Configuration {
+        &self.voters
+    }
+
+    /// A short description of the role, term and log, for traces.
     pub fn summary(&self) -> String {
         let role = match &self.role {
             Role::Follower {
@@ -188,12 +280,25 @@ impl Raft {
             Role::Candidate { granted } => format!("candidate {}", granted.len()),
             Role::Leader { .. } => "leader".to_owned(),
         };
-        format!("[{} {role}]", self.term())
+        format!(
+            "[{} {role} last {} commit {}]",
+            self.term(),
+            self.last_entry().index,
+            self.commit
+        )
     }
 
     /// Whether this node leads.
     pub fn is_leader(&self) -> bool {
         matches!(self.role, Role::Leader { .. })
+    }
+
+    /// The log's last entry, for elections.
+    pub(super) fn last_entry(&self) -> LastEntry {
+        LastEntry {
+            term: self.log.last_term(),
+            index: self.log.next_index().prev(),
+        }
     }
 
     /// Takes in a message from `from`.
@@ -238,10 +343,22 @@ impl Raft {
                 granted,
                 pre_vote,
             } => self.on_vote_reply(now, from, term, granted, pre_vote),
-            Message::Heartbeat { term } => self.on_heartbeat(now, from, term),
-            Message::HeartbeatReply { term } => self.on_heartbeat_reply(from, term),
+            Message::Append {
+                term,
+                prev_index,
+                prev_term,
+                commit,
+                entries,
+            } => self.on_append(now, from, term, prev_index, prev_term, commit, entries),
+            Message::AppendReply { term, result } => self.on_append_reply(now, from, term, result),
+            Message::Snapshot {
+                term,
+                last_index,
+                last_term,
+                next_offset,
+            } => self.on_snapshot(now, from, term, last_index, last_term, next_offset),
         }
-        self.drain_state();
+        self.drain(now);
     }
 
     /// Whether a vote request is to be ignored because a leader was heard
@@ -266,7 +383,7 @@ impl Raft {
     fn on_vote_request(&mut self, now: Instant, request: &VoteRequest) {
         let decision = election::decide(
             self.state.current(),
-            self.last,
+            self.last_entry(),
             request,
             self.leader_recent(now),
         );
@@ -289,7 +406,7 @@ impl Raft {
             granted: decision.granted,
             pre_vote: request.pre_vote,
         };
-        self.send(decision.state, request.candidate, reply);
+        self.send(decision.state, LogIndex(0), request.candidate, reply);
     }
 
     fn on_vote_reply(
@@ -320,32 +437,23 @@ impl Raft {
         }
     }
 
-    fn on_heartbeat(&mut self, now: Instant, from: NodeId, term: Term) {
-        if term < self.term() {
-            let reply = Message::HeartbeatReply { term: self.term() };
-            self.send(self.state.current(), from, reply);
-            return;
-        }
-        if !matches!(self.role, Role::Follower { leader: Some(l) } if l == from) {
+    /// Follows `leader` in the current term, whose message just arrived.
+    pub(super) fn follow(&mut self, now: Instant, leader: NodeId) {
+        if !matches!(self.role, Role::Follower { leader: Some(l) } if l == leader) {
             let was_leader = self.is_leader();
-            self.role = Role::Follower { leader: Some(from) };
+            self.role = Role::Follower {
+                leader: Some(leader),
+            };
             self.timers.stop(Timer::Heartbeat);
             self.timers.stop(Timer::CheckQuorum);
             if was_leader {
-                self.outputs.push_back(Output::SteppedDown { term });
+                self.leadership = None;
+                self.outputs
+                    .push_back(Output::SteppedDown { term: self.term() });
             }
         }
         self.leader_contact = Some(now);
         self.reset_election_timer(now);
-        self.send(self.state.current(), from, Message::HeartbeatReply { term });
-    }
-
-    fn on_heartbeat_reply(&mut self, from: NodeId, term: Term) {
-        if let Role::Leader { heard } = &mut self.role {
-            if term == self.state.current().term {
-                heard.insert(from);
-            }
-        }
     }
 
     /// Moves to a higher term as a follower (§5.1).
@@ -360,6 +468,7 @@ impl Raft {
         self.timers.stop(Timer::Heartbeat);
         self.timers.stop(Timer::CheckQuorum);
         if was_leader {
+            self.leadership = None;
             self.outputs.push_back(Output::SteppedDown { term });
         }
     }
@@ -373,7 +482,10 @@ impl Raft {
                 Timer::CheckQuorum => self.on_check_quorum(now),
             }
         }
-        self.drain_state();
+        if self.log.poll_timeout().is_some_and(|at| at <= now) {
+            self.log.handle_timeout(now);
+        }
+        self.drain(now);
     }
 
     fn on_election_timeout(&mut self, now: Instant) {
@@ -409,40 +521,17 @@ impl Raft {
     }
 
     fn ask_for_votes(&mut self, term: Term, pre_vote: bool) {
+        let last = self.last_entry();
         let message = Message::VoteRequest {
             term,
-            last_term: self.last.term,
-            last_index: self.last.index,
+            last_term: last.term,
+            last_index: last.index,
             pre_vote,
             transfer: false,
         };
         for voter in self.other_voters() {
-            self.send(self.state.current(), voter, message.clone());
+            self.send(self.state.current(), LogIndex(0), voter, message.clone());
         }
-    }
-
-    fn lead(&mut self, now: Instant) {
-        self.role = Role::Leader {
-            heard: BTreeSet::new(),
-        };
-        self.timers.stop(Timer::Election);
-        self.outputs
-            .push_back(Output::BecameLeader { term: self.term() });
-        self.on_heartbeat_timeout(now);
-        self.timers
-            .set(Timer::CheckQuorum, now + self.config.election_timeout_min);
-    }
-
-    fn on_heartbeat_timeout(&mut self, now: Instant) {
-        if !self.is_leader() {
-            return;
-        }
-        let message = Message::Heartbeat { term: self.term() };
-        for voter in self.other_voters() {
-            self.send(self.state.current(), voter, message.clone());
-        }
-        self.timers
-            .set(Timer::Heartbeat, now + self.config.heartbeat_interval);
     }
 
     /// Check-quorum (thesis §6.2): a leader that has not heard from a
@@ -459,19 +548,20 @@ impl Raft {
             return;
         }
         self.role = Role::Follower { leader: None };
+        self.leadership = None;
         self.timers.stop(Timer::Heartbeat);
         self.reset_election_timer(now);
         self.outputs
             .push_back(Output::SteppedDown { term: self.term() });
     }
 
-    fn reset_election_timer(&mut self, now: Instant) {
+    pub(super) fn reset_election_timer(&mut self, now: Instant) {
         let range = self.config.election_timeout_min..self.config.election_timeout_max;
         let timeout = election::election_timeout(&mut self.rng, range);
         self.timers.set(Timer::Election, now + timeout);
     }
 
-    fn other_voters(&self) -> Vec<NodeId> {
+    pub(super) fn other_voters(&self) -> Vec<NodeId> {
         let mut voters: BTreeSet<NodeId> = self.voters.incoming.0.clone();
         if let Some(outgoing) = &self.voters.outgoing {
             voters.extend(outgoing.0.iter().copied());
@@ -486,36 +576,135 @@ impl Raft {
         }
     }
 
-    /// Queues `message` to `to`, to leave once `needs` is durable.
-    fn send(&mut self, needs: HardState, to: NodeId, message: Message) {
-        self.held.push_back((needs, Envelope { to, message }));
+    /// Queues `message` to `to`, to leave once `needs` is durable and the
+    /// log is durable through `needs_log`.
+    pub(super) fn send(
+        &mut self,
+        needs: HardState,
+        needs_log: LogIndex,
+        to: NodeId,
+        message: Message,
+    ) {
+        self.held.push_back(Held {
+            needs,
+            needs_log,
+            envelope: Envelope { to, message },
+        });
     }
 
-    /// Takes in the completion of a state-file operation.
-    pub fn handle_disk(&mut self, io: crate::ids::IoId, result: Result<DiskOutcome, DiskError>) {
-        self.state.handle(io, result);
-        self.drain_state();
+    /// Takes in the completion of a disk operation of the log or of the
+    /// state file.
+    pub fn handle_disk(&mut self, now: Instant, io: IoId, result: Result<DiskOutcome, DiskError>) {
+        if StateFile::owns(io) {
+            self.state.handle(io, result);
+        } else {
+            self.log.handle(now, Input::Disk { io, result });
+        }
+        self.drain(now);
     }
 
-    /// Moves the state file's outputs out, and releases held messages whose
-    /// state is durable.
-    fn drain_state(&mut self) {
-        while let Some(output) = self.state.poll_output() {
-            match output {
-                StateOutput::Disk(request) => self.outputs.push_back(Output::Disk(request)),
-                StateOutput::Durable(_) => {}
-                StateOutput::Stopped(error) => self.outputs.push_back(Output::Stopped(error)),
+    /// Starts an owner's read of the log; it completes with an
+    /// [`Output::Read`]. `id` must be below [`RAFT_READ_IDS`].
+    pub fn read(
+        &mut self,
+        now: Instant,
+        id: ReadId,
+        from: ReadFrom,
+        max_entries: u32,
+        max_bytes: u32,
+    ) -> Result<(), Error> {
+        assert!(
+            id.get() < RAFT_READ_IDS,
+            "the owner's read ids stay below Raft's"
+        );
+        let result = self.log.read(id, from, max_entries, max_bytes);
+        self.drain(now);
+        result
+    }
+
+    /// Moves the log's and the state file's outputs out, reacts to
+    /// durability, and releases held messages whose needs are durable.
+    pub(super) fn drain(&mut self, now: Instant) {
+        loop {
+            let mut busy = false;
+            while let Some(output) = self.state.poll_output() {
+                busy = true;
+                match output {
+                    StateOutput::Disk(request) => self.outputs.push_back(Output::Disk(request)),
+                    StateOutput::Durable(_) => {}
+                    StateOutput::Stopped(error) => self.outputs.push_back(Output::Stopped(error)),
+                }
+            }
+            while let Some(output) = self.log.poll_output() {
+                busy = true;
+                match output {
+                    LogOutput::Disk(request) => self.outputs.push_back(Output::Disk(request)),
+                    LogOutput::Durable { .. } => self.on_log_durable(now),
+                    LogOutput::Read { id, result } if id.get() >= RAFT_READ_IDS => {
+                        self.on_replication_read(now, id, result)
+                    }
+                    LogOutput::Read { id, result } => {
+                        self.outputs.push_back(Output::Read { id, result })
+                    }
+                    LogOutput::Damaged(damage) => self.outputs.push_back(Output::Damaged(damage)),
+                    // Whoever needed the index asks again: a follower's
+                    // leader re-sends, a leader re-sends at its heartbeat.
+                    LogOutput::IndexLoaded { .. } => {}
+                    LogOutput::Stopped(error) => self.outputs.push_back(Output::Stopped(error)),
+                }
+            }
+            if !busy {
+                break;
             }
         }
         let durable = self.state.durable();
+        let durable_log = self.log.durable_index();
         while self
             .held
             .front()
-            .is_some_and(|(needs, _)| covers(&durable, needs))
+            .is_some_and(|held| covers(&durable, &held.needs) && held.needs_log <= durable_log)
         {
-            let (_, envelope) = self.held.pop_front().expect("checked");
-            self.outputs.push_back(Output::Send(envelope));
+            let held = self.held.pop_front().expect("checked");
+            self.outputs.push_back(Output::Send(held.envelope));
         }
+    }
+
+    /// Moves the commit index to `index` (never back), and tells the owner.
+    pub(super) fn commit_to(&mut self, index: LogIndex) {
+        if index <= self.commit {
+            return;
+        }
+        assert!(
+            index < self.log.next_index(),
+            "only entries the log holds are committed"
+        );
+        self.commit = index;
+        if let Some(offset) = self.log.offset_after(index) {
+            self.commit_offset = offset;
+        }
+        self.log.set_retention_floor(index);
+        self.outputs.push_back(Output::Committed {
+            index,
+            offset: self.commit_offset,
+        });
+    }
+
+    /// Drops held acknowledgements of entries after `after`, which the log
+    /// no longer holds: they must never be counted.
+    pub(super) fn forget_acks_after(&mut self, after: LogIndex) {
+        self.held.retain(|held| held.needs_log <= after);
+    }
+
+    /// Proposes entries at the leader: they are appended to its log and
+    /// replicated; they are committed with a later [`Output::Committed`].
+    pub fn propose(
+        &mut self,
+        now: Instant,
+        entries: Vec<crate::log::entry::NewEntry>,
+    ) -> Result<Appended, Error> {
+        let result = self.append_as_leader(now, entries);
+        self.drain(now);
+        result
     }
 
     /// The next effect, if any.
@@ -525,12 +714,17 @@ impl Raft {
 
     /// When `handle_timeout` is next due.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.next().map(|(at, _)| at)
+        let raft = self.timers.next().map(|(at, _)| at);
+        match (raft, self.log.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Checks the machine's invariants.
     pub fn check_invariants(&self) {
         self.state.check_invariants();
+        self.log.check_invariants();
         if let Role::Leader { .. } | Role::Candidate { .. } = self.role {
             assert_eq!(
                 self.state.current().voted_for,
@@ -538,16 +732,34 @@ impl Raft {
                 "a candidate or leader voted for itself"
             );
         }
-        if self.is_leader() {
+        assert_eq!(
+            self.is_leader(),
+            self.leadership.is_some(),
+            "a leader and only a leader keeps replication state"
+        );
+        if let Some(leadership) = &self.leadership {
             assert!(
                 self.timers.deadline(Timer::Election).is_none(),
                 "a leader does not stand"
             );
+            leadership.check_invariants(self.log.next_index());
         }
-        for (needs, _) in &self.held {
+        assert!(
+            self.commit < self.log.next_index(),
+            "the commit index is within the log"
+        );
+        assert!(
+            self.commit_offset <= self.log.next_offset(),
+            "committed records are within the log"
+        );
+        for held in &self.held {
             assert!(
-                needs.may_become(&self.state.current()),
+                held.needs.may_become(&self.state.current()),
                 "held messages wait for a state asked for"
+            );
+            assert!(
+                held.needs_log < self.log.next_index(),
+                "held acknowledgements name entries the log holds"
             );
         }
     }

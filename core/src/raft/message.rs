@@ -1,4 +1,4 @@
-//! The messages Raft nodes exchange (so far: elections and heartbeats).
+//! The messages Raft nodes exchange.
 //!
 //! Owns their shape; the runtime frames them with the proto frame and the
 //! simulator passes them as values. It must never hold anything a receiver
@@ -6,7 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{LogIndex, NodeId, Term};
+use crate::ids::{LogIndex, NodeId, Offset, Term};
+use crate::log::entry::NewEntry;
+use crate::raft::replication::Refusal;
 
 /// One Raft message.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,16 +36,58 @@ pub enum Message {
         /// Whether it answers a pre-vote.
         pre_vote: bool,
     },
-    /// A leader's heartbeat: it keeps followers from standing (§5.2).
-    Heartbeat {
+    /// Entries to append after (`prev_index`, `prev_term`) (§5.3); with no
+    /// entries, a heartbeat (§5.2). Each entry's index follows from
+    /// `prev_index`, and its offsets from the follower's own log, which
+    /// matches the leader's up to `prev_index` once accepted.
+    Append {
         /// The leader's term.
         term: Term,
+        /// The index of the entry before the first carried.
+        prev_index: LogIndex,
+        /// Its term.
+        prev_term: Term,
+        /// The leader's commit index.
+        commit: LogIndex,
+        /// The entries.
+        entries: Vec<NewEntry>,
     },
-    /// A follower's answer to a heartbeat: the leader counts these to know
-    /// it still reaches a majority (check-quorum, thesis §6.2).
-    HeartbeatReply {
+    /// Answers an append or a snapshot.
+    AppendReply {
         /// The follower's term.
         term: Term,
+        /// What the follower did.
+        result: AppendResult,
+    },
+    /// Tells a follower that needs entries the leader no longer holds to
+    /// start its log after `last_index` (§7: for a log, the snapshot is
+    /// where the retained log starts).
+    Snapshot {
+        /// The leader's term.
+        term: Term,
+        /// The last index the snapshot covers; committed.
+        last_index: LogIndex,
+        /// Its term.
+        last_term: Term,
+        /// The offset the record after it takes.
+        next_offset: Offset,
+    },
+}
+
+/// What a follower did with an append or a snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AppendResult {
+    /// Its log durably holds the leader's entries through `through`.
+    Stored {
+        /// The last entry stored and synced.
+        through: LogIndex,
+    },
+    /// It refused an append whose previous entry was `prev`.
+    Refused {
+        /// The append's previous index.
+        prev: LogIndex,
+        /// Where the leader should look next.
+        hint: Refusal,
     },
 }
 
@@ -53,8 +97,9 @@ impl Message {
         match self {
             Message::VoteRequest { term, .. }
             | Message::VoteReply { term, .. }
-            | Message::Heartbeat { term }
-            | Message::HeartbeatReply { term } => *term,
+            | Message::Append { term, .. }
+            | Message::AppendReply { term, .. }
+            | Message::Snapshot { term, .. } => *term,
         }
     }
 }
@@ -83,8 +128,38 @@ impl core::fmt::Display for Message {
                 let answer = if *granted { "+" } else { "-" };
                 write!(f, "{kind}{answer} {term}")
             }
-            Message::Heartbeat { term } => write!(f, "heartbeat {term}"),
-            Message::HeartbeatReply { term } => write!(f, "heartbeat-ack {term}"),
+            Message::Append {
+                term,
+                prev_index,
+                prev_term,
+                commit,
+                entries,
+            } => {
+                write!(f, "append {term} after {prev_term}/{prev_index}")?;
+                if !entries.is_empty() {
+                    write!(f, " +{}", entries.len())?;
+                }
+                write!(f, " commit {commit}")
+            }
+            Message::AppendReply { term, result } => match result {
+                AppendResult::Stored { through } => write!(f, "stored {term} through {through}"),
+                AppendResult::Refused { prev, hint } => {
+                    write!(f, "refused {term} after {prev} hint ")?;
+                    match hint.conflict_term {
+                        Some(t) => write!(f, "{t}/{}", hint.conflict_index),
+                        None => write!(f, "end {}", hint.conflict_index),
+                    }
+                }
+            },
+            Message::Snapshot {
+                term,
+                last_index,
+                last_term,
+                next_offset,
+            } => write!(
+                f,
+                "snapshot {term} through {last_term}/{last_index} next {next_offset}"
+            ),
         }
     }
 }

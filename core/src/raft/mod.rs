@@ -5,14 +5,20 @@
 //! the log, it emits disk operations and learns of their completion, and a
 //! message that announces state leaves only after that state is durable.
 //!
-//! So far: persistent state, quorums, the commit rule, election rules, and
-//! a machine that elects a leader with pre-vote and keeps it with
-//! heartbeats and check-quorum. Replication of entries comes next.
+//! One concern per file: persistent state (`state`), quorums (`quorum`),
+//! the commit rule (`commit`), election rules (`election`), replication
+//! rules (`replication`), a leader's view of each follower (`progress`),
+//! and the machine (`machine`, with its leader and follower halves) that
+//! elects a leader with pre-vote, keeps it with check-quorum, and
+//! replicates the log.
 
 pub mod commit;
 pub mod election;
+mod follower;
+pub mod leader;
 pub mod machine;
 pub mod message;
+pub mod progress;
 pub mod quorum;
 pub mod replication;
 pub mod state;

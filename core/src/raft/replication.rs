@@ -25,7 +25,7 @@ pub trait LogView {
 }
 
 /// Why a follower refused, and where the leader should try next.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Refusal {
     /// The term of this follower's entry at the leader's previous index,
     /// if it holds one there.

@@ -7,17 +7,26 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::ids::{NodeId, Term};
-use crate::log::disk::DiskOutcome;
-use crate::raft::election::LastEntry;
+use bytes::Bytes;
+
+use crate::config::LogConfig;
+use crate::ids::{LogIndex, NodeId, Offset, Term};
+use crate::log::disk::FoundFile;
+use crate::log::entry::NewEntry;
+use crate::log::machine::Log;
 use crate::raft::machine::{Output, Raft, RaftConfig, Role};
 use crate::raft::message::Envelope;
 use crate::raft::quorum::{Configuration, Voters};
-use crate::raft::state::RecoveredState;
+use crate::raft::state;
+use crate::testing::MapDisk;
 use crate::time::Instant;
 
 struct Cluster {
     nodes: BTreeMap<NodeId, Raft>,
+    disks: BTreeMap<NodeId, MapDisk>,
+    log_config: LogConfig,
+    voters: Configuration,
+    seed: u64,
     now: Instant,
     wire: VecDeque<(NodeId, Envelope)>,
     isolated: BTreeSet<NodeId>,
@@ -27,30 +36,52 @@ struct Cluster {
 
 impl Cluster {
     fn new(size: u64, seed: u64) -> Cluster {
+        Cluster::with_log(size, seed, LogConfig::default())
+    }
+
+    fn with_log(size: u64, seed: u64, log_config: LogConfig) -> Cluster {
         let ids: Vec<u64> = (1..=size).collect();
-        let voters = Configuration::simple(Voters::of(&ids));
-        let nodes = ids
-            .iter()
-            .map(|&id| {
-                let raft = Raft::new(
-                    NodeId(id),
-                    RaftConfig::default(),
-                    voters.clone(),
-                    RecoveredState::default(),
-                    LastEntry::default(),
-                    seed * 100 + id,
-                    Instant::ZERO,
-                );
-                (NodeId(id), raft)
-            })
-            .collect();
-        Cluster {
-            nodes,
+        let mut cluster = Cluster {
+            nodes: BTreeMap::new(),
+            disks: ids
+                .iter()
+                .map(|&id| (NodeId(id), MapDisk::default()))
+                .collect(),
+            log_config,
+            voters: Configuration::simple(Voters::of(&ids)),
+            seed,
             now: Instant::ZERO,
             wire: VecDeque::new(),
             isolated: BTreeSet::new(),
             leaders: Vec::new(),
+        };
+        for id in ids {
+            cluster.start(NodeId(id));
         }
+        cluster
+    }
+
+    /// Starts (or restarts) `id` from what its disk holds.
+    fn start(&mut self, id: NodeId) {
+        let disk = &self.disks[&id];
+        let log = Log::new(self.log_config.clone(), disk.recover(), self.now).expect("a log");
+        let names: Vec<(String, &Vec<u8>)> =
+            disk.files.iter().map(|(f, b)| (f.to_string(), b)).collect();
+        let found: Vec<FoundFile<'_>> = names
+            .iter()
+            .map(|(name, bytes)| FoundFile { name, bytes })
+            .collect();
+        let recovered = state::recover(&found).expect("a state");
+        let raft = Raft::new(
+            id,
+            RaftConfig::default(),
+            self.voters.clone(),
+            recovered,
+            log,
+            self.seed * 100 + id.get(),
+            self.now,
+        );
+        self.nodes.insert(id, raft);
     }
 
     /// Drains every node's outputs; returns whether anything happened.
@@ -62,19 +93,57 @@ impl Cluster {
                 busy = true;
                 match output {
                     Output::Disk(request) => {
-                        self.nodes
+                        let outcome = self
+                            .disks
                             .get_mut(&id)
-                            .expect("a node")
-                            .handle_disk(request.io, Ok(DiskOutcome::Done));
+                            .expect("a disk")
+                            .perform(&request.op);
+                        self.nodes.get_mut(&id).expect("a node").handle_disk(
+                            self.now,
+                            request.io,
+                            Ok(outcome),
+                        );
                     }
                     Output::Send(envelope) => self.wire.push_back((id, envelope)),
                     Output::BecameLeader { term } => self.leaders.push((term, id)),
-                    Output::SteppedDown { .. } => {}
                     Output::Stopped(error) => panic!("no disk faults here: {error}"),
+                    Output::SteppedDown { .. }
+                    | Output::Committed { .. }
+                    | Output::Read { .. }
+                    | Output::Damaged(_) => {}
                 }
             }
         }
         busy
+    }
+
+    /// Proposes one batch of `count` records at the leader.
+    fn propose(&mut self, leader: NodeId, count: usize) {
+        let node = self.nodes.get_mut(&leader).expect("a node");
+        let records = (0..count)
+            .map(|i| Bytes::from(format!("record {i} of {}", node.log().next_offset())))
+            .collect();
+        let entry = NewEntry::records(node.term(), records);
+        node.propose(self.now, vec![entry])
+            .expect("the leader takes it");
+    }
+
+    /// Whether every node not isolated holds the same log as `leader`,
+    /// entry for entry, and has committed all of it.
+    fn converged(&self, leader: NodeId) -> bool {
+        let lead = &self.nodes[&leader];
+        let end = lead.log().next_index();
+        self.nodes
+            .iter()
+            .filter(|(id, _)| !self.isolated.contains(id))
+            .all(|(_, node)| {
+                node.log().next_index() == end
+                    && node.log().next_offset() == lead.log().next_offset()
+                    && node.commit() == end.prev()
+                    && node.commit_offset() == lead.log().next_offset()
+                    && (node.log().first_index().0..end.0)
+                        .all(|i| node.log().term(LogIndex(i)) == lead.log().term(LogIndex(i)))
+            })
     }
 
     /// One step: drain, deliver one message, or move the clock.
@@ -84,8 +153,9 @@ impl Cluster {
         }
         if let Some((from, envelope)) = self.wire.pop_front() {
             if !self.isolated.contains(&from) && !self.isolated.contains(&envelope.to) {
-                let node = self.nodes.get_mut(&envelope.to).expect("a node");
-                node.handle(self.now, from, envelope.message);
+                if let Some(node) = self.nodes.get_mut(&envelope.to) {
+                    node.handle(self.now, from, envelope.message);
+                }
             }
             return;
         }
@@ -226,4 +296,150 @@ fn a_rejoining_node_does_not_depose_the_leader() {
         );
         assert!(cluster.followers_agree(leader));
     }
+}
+
+/// Runs until a leader is elected that every other node follows; returns it.
+fn elect(cluster: &mut Cluster) -> NodeId {
+    cluster.run_until(20_000, |c| c.leader().is_some_and(|l| c.followers_agree(l)));
+    cluster.leader().expect("a leader")
+}
+
+// Raft §5.3: entries proposed at the leader reach every follower's log at
+// the same indices and offsets, and everything commits; §8: the first entry
+// of the term is the leader's no-op, which takes no offset.
+#[test]
+fn proposals_replicate_and_commit_everywhere() {
+    for seed in 0..10 {
+        let mut cluster = Cluster::new(3, seed);
+        let leader = elect(&mut cluster);
+        for batch in 0..40 {
+            cluster.propose(leader, 1 + batch % 5);
+        }
+        cluster.run_until(100_000, |c| c.converged(leader));
+        let lead = &cluster.nodes[&leader];
+        // One no-op, then 40 batches; 8 rounds of 1+2+3+4+5 records.
+        assert_eq!(lead.log().next_index(), LogIndex(42), "seed {seed}");
+        assert_eq!(lead.commit_offset(), Offset(120), "seed {seed}");
+    }
+}
+
+// Raft §5.3 with a disk read: a follower cut off while the leader appended
+// catches up from a new leader, which holds the missing entries only on its
+// disk (its memory holds entries of its own term).
+#[test]
+fn a_lagging_follower_catches_up_from_disk() {
+    for seed in 0..5 {
+        let mut cluster = Cluster::new(3, seed);
+        let first = elect(&mut cluster);
+        let lagging = *cluster
+            .nodes
+            .keys()
+            .find(|&&id| id != first)
+            .expect("a follower");
+        cluster.isolated.insert(lagging);
+        for _ in 0..30 {
+            cluster.propose(first, 3);
+        }
+        cluster.run_until(100_000, |c| c.converged(first));
+        // The first leader goes away; the lagging node rejoins.
+        cluster.isolated = BTreeSet::from([first]);
+        let second = elect(&mut cluster);
+        assert_ne!(second, first, "seed {seed}");
+        assert_ne!(second, lagging, "seed {seed}: the lagging log cannot win");
+        cluster.propose(second, 1);
+        cluster.run_until(100_000, |c| c.converged(second));
+        assert_eq!(
+            cluster.nodes[&lagging].commit_offset(),
+            Offset(91),
+            "seed {seed}"
+        );
+    }
+}
+
+// Raft §5.3 (conflicts): a leader cut off with entries no one else took
+// rejoins; its uncommitted entries are replaced by the new leader's.
+#[test]
+fn an_uncommitted_suffix_is_replaced() {
+    for seed in 0..5 {
+        let mut cluster = Cluster::new(3, seed);
+        let old = elect(&mut cluster);
+        cluster.propose(old, 1);
+        cluster.run_until(100_000, |c| c.converged(old));
+        cluster.isolated.insert(old);
+        for _ in 0..5 {
+            cluster.propose(old, 2);
+        }
+        let new = elect(&mut cluster);
+        cluster.propose(new, 7);
+        cluster.isolated.clear();
+        cluster.run_until(200_000, |c| c.converged(new));
+        let node = &cluster.nodes[&old];
+        // The old leader's 5 batches are gone: 2 no-ops, 1 + 7 records.
+        assert_eq!(node.log().next_index(), LogIndex(5), "seed {seed}");
+        assert_eq!(node.commit_offset(), Offset(8), "seed {seed}");
+        assert_eq!(node.leader(), Some(new), "seed {seed}");
+    }
+}
+
+// Raft §7: a follower that needs entries the leader retained away starts
+// its log where the leader's starts, then takes the rest.
+#[test]
+fn a_follower_behind_retention_gets_a_snapshot() {
+    let config = LogConfig {
+        segment_bytes: 4096,
+        retention_bytes: Some(8192),
+        ..LogConfig::default()
+    };
+    for seed in 0..5 {
+        let mut cluster = Cluster::with_log(3, seed, config.clone());
+        let leader = elect(&mut cluster);
+        let lagging = *cluster
+            .nodes
+            .keys()
+            .find(|&&id| id != leader)
+            .expect("a follower");
+        cluster.isolated.insert(lagging);
+        for _ in 0..200 {
+            cluster.propose(leader, 4);
+            cluster.run_until(1_000, |c| {
+                let node = &c.nodes[&leader];
+                node.commit() == node.log().next_index().prev()
+            });
+        }
+        let first = cluster.nodes[&leader].log().first_index();
+        assert!(
+            first > LogIndex(100),
+            "seed {seed}: retention removed {first}"
+        );
+        cluster.isolated.clear();
+        cluster.run_until(100_000, |c| c.converged(leader));
+        let node = &cluster.nodes[&lagging];
+        assert!(node.log().first_index() >= first, "seed {seed}");
+        assert_eq!(node.commit_offset(), Offset(800), "seed {seed}");
+    }
+}
+
+// A restarted node recovers its log and term from disk and rejoins.
+#[test]
+fn a_restarted_follower_keeps_its_log() {
+    let mut cluster = Cluster::new(3, 3);
+    let leader = elect(&mut cluster);
+    for _ in 0..10 {
+        cluster.propose(leader, 2);
+    }
+    cluster.run_until(100_000, |c| c.converged(leader));
+    let follower = *cluster
+        .nodes
+        .keys()
+        .find(|&&id| id != leader)
+        .expect("a follower");
+    let (term, next) = {
+        let node = &cluster.nodes[&follower];
+        (node.term(), node.log().next_index())
+    };
+    cluster.start(follower);
+    let node = &cluster.nodes[&follower];
+    assert_eq!((node.term(), node.log().next_index()), (term, next));
+    cluster.propose(leader, 1);
+    cluster.run_until(100_000, |c| c.converged(leader));
 }

@@ -1,0 +1,191 @@
+//! The follower's side of replication: accepting appends and snapshots.
+//!
+//! Raft §5.3 (the consistency check and conflict removal, decided by
+//! `replication::decide_append`), Figure 2 (a follower's commit index is
+//! the leader's, up to its last new entry), §7 (a snapshot: for a log, the
+//! point where the leader's retained log starts). Owns what a follower does
+//! with them. It must never acknowledge an entry before it is durable, never
+//! remove a committed entry, and never decide on a term it would have to
+//! guess: an entry whose segment index is not resident makes the follower
+//! load it and drop the message, which the leader sends again.
+
+use crate::error::Error;
+use crate::ids::{LogIndex, NodeId, Offset, Term};
+use crate::log::entry::NewEntry;
+use crate::raft::machine::Raft;
+use crate::raft::message::{AppendResult, Message};
+use crate::raft::replication::{decide_append, AppendDecision, LogView, Refusal};
+use crate::time::Instant;
+
+impl LogView for crate::log::machine::Log {
+    fn last_index(&self) -> LogIndex {
+        self.next_index().prev()
+    }
+
+    fn term(&self, index: LogIndex) -> Option<Term> {
+        crate::log::machine::Log::term(self, index)
+    }
+
+    /// Walks back over what is known without reading; where that stops,
+    /// the hint is higher than it could be, which costs the leader another
+    /// round trip and nothing else.
+    fn first_index_of_term(&self, term: Term, at: LogIndex) -> LogIndex {
+        let mut index = at;
+        while index > self.first_index() && self.term(index.prev()) == Some(term) {
+            index = index.prev();
+        }
+        index
+    }
+}
+
+impl Raft {
+    /// Answers a message of an older term with this node's term, which
+    /// makes its sender step down (§5.1).
+    fn refuse_stale(&mut self, to: NodeId, prev: LogIndex) {
+        let reply = Message::AppendReply {
+            term: self.term(),
+            result: AppendResult::Refused {
+                prev,
+                hint: Refusal {
+                    conflict_term: None,
+                    conflict_index: prev,
+                },
+            },
+        };
+        self.send(self.state.current(), LogIndex(0), to, reply);
+    }
+
+    fn reply_stored(&mut self, to: NodeId, through: LogIndex) {
+        let reply = Message::AppendReply {
+            term: self.term(),
+            result: AppendResult::Stored { through },
+        };
+        self.send(self.state.current(), through, to, reply);
+    }
+
+    /// An append from `from` (§5.3).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_append(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        term: Term,
+        mut prev_index: LogIndex,
+        mut prev_term: Term,
+        commit: LogIndex,
+        mut entries: Vec<NewEntry>,
+    ) {
+        if term < self.term() {
+            return self.refuse_stale(from, prev_index);
+        }
+        if self.is_leader() {
+            return; // Two leaders in one term: the checkers say so.
+        }
+        self.follow(now, from);
+        // Entries before this log's first are committed and were retained
+        // away here: skip them.
+        let before_first = self.log.first_index().prev();
+        if prev_index < before_first {
+            let skip = (before_first.0 - prev_index.0) as usize;
+            if skip >= entries.len() {
+                let through = prev_index.plus(entries.len() as u64);
+                return self.reply_stored(from, through);
+            }
+            prev_term = entries[skip - 1].term;
+            entries.drain(..skip);
+            prev_index = before_first;
+        }
+        // Every term the decision reads must be known, not guessed.
+        let last = self.log.next_index().prev();
+        let checked_end = prev_index.plus(entries.len() as u64).min(last);
+        let mut index = prev_index;
+        while index <= checked_end {
+            if let Err(Error::IndexNotResident { .. }) = self.log.term_or_load(index) {
+                return;
+            }
+            index = index.next();
+        }
+        let terms: Vec<Term> = entries.iter().map(|e| e.term).collect();
+        match decide_append(&self.log, prev_index, prev_term, &terms) {
+            AppendDecision::Refuse(hint) => {
+                let reply = Message::AppendReply {
+                    term: self.term(),
+                    result: AppendResult::Refused {
+                        prev: prev_index,
+                        hint,
+                    },
+                };
+                self.send(self.state.current(), LogIndex(0), from, reply);
+            }
+            AppendDecision::Accept {
+                truncate_after,
+                append_from,
+            } => {
+                if let Some(after) = truncate_after {
+                    assert!(
+                        after >= self.commit,
+                        "a committed entry is never removed (leader completeness, §5.4)"
+                    );
+                    if self.log.truncate_suffix(after).is_err() {
+                        return; // Loading an index, or stopped (said so).
+                    }
+                    self.forget_acks_after(after);
+                }
+                let through = prev_index.plus(entries.len() as u64);
+                let new: Vec<NewEntry> = entries.drain(append_from..).collect();
+                if !new.is_empty() {
+                    match self.log.append(now, new) {
+                        Ok(appended) => assert_eq!(
+                            appended.last, through,
+                            "appended where the leader's entries go"
+                        ),
+                        Err(_) => return, // Malformed, or the log stopped.
+                    }
+                }
+                self.commit_to(commit.min(through));
+                self.reply_stored(from, through);
+            }
+        }
+    }
+
+    /// A snapshot from `from` (§7): the leader's log starts after
+    /// `last_index`, which is committed.
+    pub(super) fn on_snapshot(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        term: Term,
+        last_index: LogIndex,
+        last_term: Term,
+        next_offset: Offset,
+    ) {
+        if term < self.term() {
+            return self.refuse_stale(from, last_index);
+        }
+        if self.is_leader() {
+            return;
+        }
+        self.follow(now, from);
+        if last_index > self.commit {
+            match self.log.term_or_load(last_index) {
+                Err(_) => return,
+                Ok(Some(held)) if held == last_term => {}
+                Ok(_) => {
+                    // This log lacks the snapshot's end or conflicts with
+                    // it: whatever it holds after its commit index is
+                    // uncommitted, and the log starts over after it.
+                    if self
+                        .log
+                        .reset(last_index.next(), next_offset, last_term)
+                        .is_err()
+                    {
+                        return;
+                    }
+                    self.forget_acks_after(last_index);
+                }
+            }
+            self.commit_to(last_index);
+        }
+        self.reply_stored(from, last_index);
+    }
+}

@@ -1,0 +1,405 @@
+//! The leader's side of replication: appending proposals, sending entries
+//! to each follower within its window, catching up a follower from disk or
+//! with a snapshot, and committing.
+//!
+//! Raft §5.3 (log replication), §5.4.2 (commit only by counting entries of
+//! the leader's term, through `commit::advance`), §8 (a no-op at the start
+//! of each term, so that entries of earlier terms commit), thesis §10.2.1
+//! (the leader appends to its own disk in parallel with sending: its own
+//! copy counts once synced, like a follower's). Owns the leader's volatile
+//! state. It must never count a follower's copy before the follower said it
+//! is durable, and never send an entry it does not hold.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use crate::error::Error;
+use crate::ids::{LogIndex, NodeId, ReadId, Term};
+use crate::limits::{APPEND_MESSAGE_BYTES_MAX, APPEND_MESSAGE_ENTRIES_MAX, LEADER_CACHE_BYTES_MAX};
+use crate::log::entry::NewEntry;
+use crate::log::machine::{Appended, ReadBatch, ReadError, ReadFrom};
+use crate::raft::commit;
+use crate::raft::machine::{Output, Raft, Role, Timer, RAFT_READ_IDS};
+use crate::raft::message::{AppendResult, Message};
+use crate::raft::progress::{Mode, Progress};
+use crate::raft::replication::next_after_refusal;
+use crate::time::Instant;
+
+/// A leader's replication state, for one term.
+#[derive(Debug)]
+pub struct Leadership {
+    /// Each follower's progress.
+    pub(super) progress: BTreeMap<NodeId, Progress>,
+    /// Entries this leader appended, from `cache_first` on, so that
+    /// followers keeping up are sent them without a disk read.
+    cache: VecDeque<NewEntry>,
+    cache_first: LogIndex,
+    cache_bytes: u64,
+    /// Disk reads in flight for followers that fell behind the cache: the
+    /// follower and where the read starts.
+    reads: BTreeMap<ReadId, NodeId>,
+    reading: BTreeSet<NodeId>,
+}
+
+impl Leadership {
+    fn new(followers: Vec<NodeId>, last: LogIndex) -> Leadership {
+        Leadership {
+            progress: followers
+                .into_iter()
+                .map(|id| (id, Progress::new(last)))
+                .collect(),
+            cache: VecDeque::new(),
+            cache_first: last.next(),
+            cache_bytes: 0,
+            reads: BTreeMap::new(),
+            reading: BTreeSet::new(),
+        }
+    }
+
+    fn cache_push(&mut self, entry: NewEntry) {
+        self.cache_bytes += entry.payload_len() as u64;
+        self.cache.push_back(entry);
+        while self.cache_bytes > LEADER_CACHE_BYTES_MAX {
+            let evicted = self.cache.pop_front().expect("bytes imply entries");
+            self.cache_bytes -= evicted.payload_len() as u64;
+            self.cache_first = self.cache_first.next();
+        }
+    }
+
+    /// Entries from `next` on out of the cache, within one message's
+    /// bounds (at least one), and their bytes.
+    fn cached_from(&self, next: LogIndex) -> (Vec<NewEntry>, u64) {
+        let skip = (next.0 - self.cache_first.0) as usize;
+        let mut bytes = 0u64;
+        let mut entries = Vec::new();
+        for entry in self.cache.iter().skip(skip) {
+            let len = entry.payload_len() as u64;
+            if !entries.is_empty()
+                && (bytes + len > u64::from(APPEND_MESSAGE_BYTES_MAX)
+                    || entries.len() >= APPEND_MESSAGE_ENTRIES_MAX as usize)
+            {
+                break;
+            }
+            bytes += len;
+            entries.push(entry.clone());
+        }
+        (entries, bytes)
+    }
+
+    /// Checks the leader's invariants against a log ending before `next`.
+    pub(super) fn check_invariants(&self, next: LogIndex) {
+        assert_eq!(
+            self.cache_first.0 + self.cache.len() as u64,
+            next.0,
+            "the cache ends where the log does"
+        );
+        let bytes: u64 = self.cache.iter().map(|e| e.payload_len() as u64).sum();
+        assert_eq!(bytes, self.cache_bytes, "cache bytes add up");
+        for progress in self.progress.values() {
+            progress.check_invariants();
+            assert!(
+                progress.matched < next,
+                "followers match only what the leader holds"
+            );
+        }
+        assert!(
+            self.reads.values().all(|id| self.reading.contains(id)),
+            "each read in flight is for a follower marked reading"
+        );
+    }
+}
+
+impl Raft {
+    /// Becomes leader (§5.2) and appends a no-op of the new term (§8).
+    pub(super) fn lead(&mut self, now: Instant) {
+        self.role = Role::Leader {
+            heard: BTreeSet::new(),
+        };
+        self.timers.stop(Timer::Election);
+        let last = self.last_entry().index;
+        self.leadership = Some(Leadership::new(self.other_voters(), last));
+        self.outputs
+            .push_back(Output::BecameLeader { term: self.term() });
+        if self
+            .append_as_leader(now, vec![NewEntry::noop(self.term())])
+            .is_err()
+        {
+            // The log has stopped and said so; the node stops.
+            return;
+        }
+        self.on_heartbeat_timeout(now);
+        self.timers
+            .set(Timer::CheckQuorum, now + self.config.election_timeout_min);
+    }
+
+    /// Appends entries to the leader's log and starts replicating them.
+    pub(super) fn append_as_leader(
+        &mut self,
+        now: Instant,
+        entries: Vec<NewEntry>,
+    ) -> Result<Appended, Error> {
+        if !self.is_leader() {
+            return Err(Error::NotLeader {
+                leader: self.leader(),
+            });
+        }
+        let term = self.term();
+        if let Some(entry) = entries.iter().find(|e| e.term != term) {
+            panic!(
+                "a leader proposes entries of its own term, not {}",
+                entry.term
+            );
+        }
+        let appended = self.log.append(now, entries.clone())?;
+        let leadership = self.leadership.as_mut().expect("leading");
+        for entry in entries {
+            leadership.cache_push(entry);
+        }
+        for to in self.followers() {
+            self.replicate(now, to, false);
+        }
+        Ok(appended)
+    }
+
+    fn followers(&self) -> Vec<NodeId> {
+        self.leadership
+            .as_ref()
+            .map(|l| l.progress.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Sends `to` what its progress allows: entries from the cache, a disk
+    /// read for older ones, or a snapshot if the log no longer holds them.
+    /// With `heartbeat`, sends an empty append if there is nothing new.
+    fn replicate(&mut self, now: Instant, to: NodeId, mut heartbeat: bool) {
+        let _ = now;
+        loop {
+            let leadership = self.leadership.as_ref().expect("leading");
+            let progress = &leadership.progress[&to];
+            if !progress.may_send() {
+                return;
+            }
+            let next = progress.next;
+            let last = self.log.next_index().prev();
+            if next < self.log.first_index() {
+                return self.send_snapshot(to);
+            }
+            if next > last && !heartbeat {
+                return;
+            }
+            let prev = next.prev();
+            let prev_term = self.log.term(prev);
+            let (entries, bytes) = match prev_term {
+                Some(_) if next > last => (Vec::new(), 0),
+                Some(_) if next >= leadership.cache_first => leadership.cached_from(next),
+                _ => return self.read_for(to, next),
+            };
+            let prev_term = prev_term.expect("matched above");
+            let sent_last = prev.plus(entries.len() as u64);
+            self.send_append(to, prev, prev_term, entries);
+            let progress = self.progress_mut(to);
+            progress.sent(sent_last, bytes);
+            heartbeat = false;
+        }
+    }
+
+    fn progress_mut(&mut self, to: NodeId) -> &mut Progress {
+        self.leadership
+            .as_mut()
+            .expect("leading")
+            .progress
+            .get_mut(&to)
+            .expect("a follower")
+    }
+
+    fn send_append(&mut self, to: NodeId, prev: LogIndex, prev_term: Term, entries: Vec<NewEntry>) {
+        let message = Message::Append {
+            term: self.term(),
+            prev_index: prev,
+            prev_term,
+            commit: self.commit,
+            entries,
+        };
+        self.send(self.state.current(), LogIndex(0), to, message);
+    }
+
+    /// §7: the follower needs entries this log no longer holds; it starts
+    /// its log where this one does.
+    fn send_snapshot(&mut self, to: NodeId) {
+        let last_index = self.log.first_index().prev();
+        let last_term = self
+            .log
+            .term(last_index)
+            .expect("the term before the first entry is known");
+        let message = Message::Snapshot {
+            term: self.term(),
+            last_index,
+            last_term,
+            next_offset: self.log.first_offset(),
+        };
+        self.progress_mut(to).sent_snapshot(last_index);
+        self.send(self.state.current(), LogIndex(0), to, message);
+    }
+
+    /// Reads entries for `to` from disk, from `next`, or from the entry
+    /// before it if its term is not known without reading (the read then
+    /// yields the append's `prev_term` too).
+    fn read_for(&mut self, to: NodeId, next: LogIndex) {
+        let leadership = self.leadership.as_mut().expect("leading");
+        if !leadership.reading.insert(to) {
+            return;
+        }
+        // Ids run on across leaderships: a read of an earlier one may
+        // still complete.
+        let id = ReadId(RAFT_READ_IDS + self.replication_reads);
+        self.replication_reads += 1;
+        let start = match self.log.term(next.prev()) {
+            None if next.prev() >= self.log.first_index() => next.prev(),
+            _ => next,
+        };
+        let read = self.log.read(
+            id,
+            ReadFrom::Index(start),
+            APPEND_MESSAGE_ENTRIES_MAX + 1,
+            APPEND_MESSAGE_BYTES_MAX,
+        );
+        let leadership = self.leadership.as_mut().expect("leading");
+        match read {
+            Ok(()) => {
+                leadership.reads.insert(id, to);
+            }
+            // Out of range (retention moved) or busy: the next heartbeat
+            // tries again.
+            Err(_) => {
+                leadership.reading.remove(&to);
+            }
+        }
+    }
+
+    /// A disk read for a follower completed: send what it found, if the
+    /// follower still needs it.
+    pub(super) fn on_replication_read(
+        &mut self,
+        now: Instant,
+        id: ReadId,
+        result: Result<ReadBatch, ReadError>,
+    ) {
+        let Some(leadership) = self.leadership.as_mut() else {
+            return; // Read by an earlier leadership.
+        };
+        let Some(to) = leadership.reads.remove(&id) else {
+            return;
+        };
+        leadership.reading.remove(&to);
+        let progress = &leadership.progress[&to];
+        let Ok(batch) = result else {
+            return; // A failed read: the next heartbeat tries again.
+        };
+        if !progress.may_send() {
+            return;
+        }
+        let next = progress.next;
+        let prev = next.prev();
+        let mut entries = batch.entries.as_slice();
+        let prev_term = match entries.first() {
+            Some(first) if first.index == prev => {
+                let term = first.term;
+                entries = &entries[1..];
+                Some(term)
+            }
+            Some(first) if first.index == next => self.log.term(prev),
+            _ => None,
+        };
+        let Some(prev_term) = prev_term else {
+            // The follower moved on, or the read stopped at damage.
+            return self.replicate(now, to, false);
+        };
+        if entries.is_empty() {
+            // The read ended with `prev`, the last of its segment, whose
+            // term is now known: read on from `next`.
+            return self.replicate(now, to, false);
+        }
+        let bytes: u64 = entries.iter().map(|e| e.data.len() as u64).sum();
+        let sent_last = prev.plus(entries.len() as u64);
+        let entries: Vec<NewEntry> = entries.iter().map(NewEntry::from_stored).collect();
+        self.send_append(to, prev, prev_term, entries);
+        self.progress_mut(to).sent(sent_last, bytes);
+        self.replicate(now, to, false);
+    }
+
+    /// Takes in a follower's answer to an append or a snapshot.
+    pub(super) fn on_append_reply(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        term: Term,
+        result: AppendResult,
+    ) {
+        if term != self.term() || !self.is_leader() {
+            return;
+        }
+        if let Role::Leader { heard } = &mut self.role {
+            heard.insert(from);
+        }
+        let Some(leadership) = self.leadership.as_ref() else {
+            return;
+        };
+        if !leadership.progress.contains_key(&from) {
+            return;
+        }
+        match result {
+            AppendResult::Stored { through } => {
+                // A follower stores only what this leader sent it.
+                let through = through.min(self.log.next_index().prev());
+                if self.progress_mut(from).acked(through) {
+                    self.advance_commit();
+                }
+            }
+            AppendResult::Refused { prev, hint } => {
+                let retry = next_after_refusal(&hint, prev, |t| self.log.last_index_of_term(t));
+                let progress = self.progress_mut(from);
+                if !matches!(progress.mode, Mode::Snapshot { .. }) {
+                    progress.refused(prev, retry);
+                }
+            }
+        }
+        self.replicate(now, from, false);
+    }
+
+    /// The leader's own log became more durable.
+    pub(super) fn on_log_durable(&mut self, now: Instant) {
+        let _ = now;
+        if self.is_leader() {
+            self.advance_commit();
+        }
+    }
+
+    /// Commits what a majority stores, counting entries of this term only
+    /// (§5.4.2, in `commit::advance`).
+    fn advance_commit(&mut self) {
+        let leadership = self.leadership.as_ref().expect("leading");
+        let mut matched: BTreeMap<NodeId, crate::ids::LogIndex> = leadership
+            .progress
+            .iter()
+            .map(|(&id, p)| (id, p.matched))
+            .collect();
+        matched.insert(self.id, self.log.durable_index());
+        let log = &self.log;
+        let commit = commit::advance(&self.voters, &matched, self.commit, self.term(), |index| {
+            log.term(index)
+        });
+        self.commit_to(commit);
+    }
+
+    /// Sends heartbeats (empty appends, or what is due) to every follower.
+    pub(super) fn on_heartbeat_timeout(&mut self, now: Instant) {
+        if !self.is_leader() {
+            return;
+        }
+        for to in self.followers() {
+            self.progress_mut(to).tick();
+            self.replicate(now, to, true);
+        }
+        self.timers
+            .set(Timer::Heartbeat, now + self.config.heartbeat_interval);
+    }
+}
