@@ -95,6 +95,8 @@ pub struct SimDisk {
     fail_next_sync: bool,
     read_faults: Vec<(String, u64, u64)>,
     stats: DiskStats,
+    /// Bumped by every change to what a crash would leave.
+    durable_version: u64,
 }
 
 impl SimDisk {
@@ -115,6 +117,7 @@ impl SimDisk {
             fail_next_sync: false,
             read_faults: Vec::new(),
             stats: DiskStats::default(),
+            durable_version: 0,
         }
     }
 
@@ -141,6 +144,7 @@ impl SimDisk {
                 Ok(DiskOutcome::Done)
             }
             DiskOp::SyncDir => {
+                self.durable_version += 1;
                 self.durable_names = self.names.clone();
                 Ok(DiskOutcome::Done)
             }
@@ -194,6 +198,7 @@ impl SimDisk {
         inode.durable = inode.current.clone();
         inode.unsynced.clear();
         self.stats.syncs += 1;
+        self.durable_version += 1;
         Ok(DiskOutcome::Done)
     }
 
@@ -237,6 +242,7 @@ impl SimDisk {
             names_revived: differ(&self.durable_names, &self.names),
             ..CrashReport::default()
         };
+        self.durable_version += 1;
         self.names = self.durable_names.clone();
         let live: Vec<u64> = self.names.values().copied().collect();
         self.inodes.retain(|inode, _| live.contains(inode));
@@ -262,6 +268,7 @@ impl SimDisk {
     /// Flips one bit of a file, in its current and its durable content
     /// alike: media corruption that no sync undoes.
     pub fn flip_bit(&mut self, file: FileId, position: u64, bit: u8) {
+        self.durable_version += 1;
         let inode = self
             .inode_mut(&file.to_string())
             .expect("flip a bit of an existing file");
@@ -335,6 +342,7 @@ impl SimDisk {
     /// Plants a file, durable at once, name included (for staging damage or
     /// a foreign file).
     pub fn put_file(&mut self, name: &str, bytes: &[u8]) {
+        self.durable_version += 1;
         let inode = self.next_inode;
         self.next_inode += 1;
         let content = bytes.to_vec();
@@ -352,15 +360,24 @@ impl SimDisk {
 
     /// Removes a file durably.
     pub fn remove_file(&mut self, name: &str) {
+        self.durable_version += 1;
         self.names.remove(name);
         self.durable_names.remove(name);
     }
 
     /// Cuts a file durably (a file found truncated on disk).
     pub fn truncate_file(&mut self, name: &str, len: u64) {
+        self.durable_version += 1;
         let inode = self.inode_mut(name).expect("truncate an existing file");
         inode.current.truncate(len as usize);
         inode.durable.truncate(len as usize);
+    }
+
+    /// A number that changes whenever what a crash would leave changes (a
+    /// sync, a directory sync, a crash, planted damage): equal versions
+    /// mean equal durable contents.
+    pub fn durable_version(&self) -> u64 {
+        self.durable_version
     }
 
     /// The length of a file's durable content, if it exists, and only if it
