@@ -26,6 +26,7 @@ fn entry_frame(data: &[u8], index: u64) -> Vec<u8> {
         offset: Offset(index - 1),
         records: 1,
         time: Instant::from_nanos(index),
+        producer: None,
     };
     encode_frame(
         &meta,
@@ -77,6 +78,7 @@ proptest! {
             offset: Offset(0),
             records: 7,
             time: Instant::ZERO,
+            producer: None,
         };
         let hand_made = Entry { meta, data: Bytes::from(bytes.clone()) };
         prop_assert!(hand_made.records().count() <= 7);

@@ -31,6 +31,7 @@ fn frame_of(index: LogIndex, offset: Offset, len: usize) -> Vec<u8> {
         offset,
         records: 1,
         time: cairn::core::time::Instant::ZERO,
+        producer: None,
     };
     let mut frame = Vec::new();
     encode_frame(

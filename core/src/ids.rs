@@ -61,6 +61,15 @@ newtype!(
     /// The identity of one read request made of the log by its owner.
     ReadId, "r"
 );
+newtype!(
+    /// A client connected to a node (the runtime's connection, the
+    /// simulator's client).
+    ClientId, "c"
+);
+newtype!(
+    /// One request of a client, echoed back with its reply.
+    RequestId, "q"
+);
 
 impl LogIndex {
     /// The previous index; panics before the first.

@@ -10,6 +10,7 @@ pub mod error;
 pub mod ids;
 pub mod limits;
 pub mod log;
+pub mod node;
 pub mod raft;
 pub mod rng;
 pub mod time;

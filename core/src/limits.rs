@@ -10,8 +10,9 @@ pub use cairn_proto::frame::{FRAME_HEADER_BYTES, FRAME_PAYLOAD_MAX};
 /// The largest client record (its data bytes) a log accepts.
 pub const RECORD_BYTES_MAX: u32 = 1024 * 1024;
 /// Bytes of entry metadata in front of a record's data, at the most
-/// (postcard varints of index, term, offset, time, kind).
-pub const ENTRY_META_BYTES_MAX: u32 = 64;
+/// (postcard varints of index, term, offset, record count, time, and a
+/// producer's id and sequence; a kind byte and an option tag).
+pub const ENTRY_META_BYTES_MAX: u32 = 96;
 /// The most client records one entry (a batch) may hold.
 pub const ENTRY_RECORDS_MAX: u32 = 64 * 1024;
 /// The largest payload of one entry: what fits one frame after its metadata.
@@ -54,6 +55,14 @@ pub const RESIDENT_INDEXES_MAX: usize = 8;
 pub const PENDING_READS_MAX: usize = 1024;
 /// Disk operations the log may have in flight at once.
 pub const INFLIGHT_IOS_MAX: usize = 4 * 1024;
+/// The batches of one idempotent producer a node remembers (a producer
+/// keeps at most this many unanswered).
+pub const PRODUCER_BATCHES_MAX: usize = 5;
+/// The idempotent producers a node remembers; the one idle longest goes.
+pub const PRODUCERS_MAX: usize = 16 * 1024;
+/// Client requests a node holds at once (produces waiting for commit,
+/// reads in flight, long-polls parked); more are refused as busy.
+pub const CLIENT_REQUESTS_MAX: usize = 16 * 1024;
 /// The most append messages a leader keeps unacknowledged per follower.
 pub const REPLICATION_INFLIGHT_MESSAGES_MAX: usize = 32;
 /// The most entry bytes a leader keeps unacknowledged per follower.

@@ -22,13 +22,14 @@ use std::collections::BTreeMap;
 use std::hash::Hasher;
 
 use cairn_core::config::LogConfig;
-use cairn_core::ids::{LogIndex, NodeId, Term};
+use cairn_core::ids::{ClientId, RequestId};
+use cairn_core::ids::{NodeId, Term};
 use cairn_core::log::disk::{DiskRequest, FoundFile};
 use cairn_core::log::machine::Log;
 use cairn_core::log::recovery;
+use cairn_core::node::machine::{Node, Output as NodeOutput, Reply, Request};
 use cairn_core::raft::machine::{Output, Raft, RaftConfig, Role};
-use cairn_core::raft::message::AppendResult;
-use cairn_core::raft::message::{Envelope, Message};
+use cairn_core::raft::message::{AppendResult, Envelope, Message};
 use cairn_core::raft::quorum::{Configuration, Voters};
 use cairn_core::raft::state;
 use cairn_core::rng::{Rng, Stream};
@@ -38,7 +39,61 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::disk::{DiskFaults, SimDisk};
 use crate::network::{Network, NetworkOptions};
-use crate::workload::{Workload, WorkloadOptions};
+use crate::workload::{client_address, Workload, WorkloadOptions};
+
+/// What travels on the simulated network: Raft's messages between nodes,
+/// and clients' requests and the nodes' replies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Wire {
+    /// Between nodes.
+    Raft(Message),
+    /// From a client to a node.
+    Request {
+        /// The client.
+        client: ClientId,
+        /// Its request's id.
+        id: RequestId,
+        /// The request.
+        request: Request,
+    },
+    /// From a node to a client.
+    Reply {
+        /// The client.
+        client: ClientId,
+        /// The request's id.
+        id: RequestId,
+        /// The answer.
+        reply: Reply,
+    },
+}
+
+impl core::fmt::Display for Wire {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Wire::Raft(message) => message.fmt(f),
+            Wire::Request { id, request, .. } => match request {
+                Request::Produce { records, stamp } => {
+                    write!(f, "produce {id} x{}", records.len())?;
+                    match stamp {
+                        Some(s) => write!(f, " p{}#{}", s.producer, s.sequence),
+                        None => Ok(()),
+                    }
+                }
+                Request::Consume { from, .. } => write!(f, "consume {id} from {from}"),
+                Request::Follow { from, .. } => write!(f, "follow {id} from {from}"),
+                Request::WhoLeads => write!(f, "who-leads {id}"),
+            },
+            Wire::Reply { id, reply, .. } => match reply {
+                Reply::Produced { first, count } => write!(f, "produced {id} {first} x{count}"),
+                Reply::Records { records, next } => {
+                    write!(f, "records {id} x{} next {next}", records.len())
+                }
+                Reply::Leader { leader, term } => write!(f, "leader {id} {leader:?} {term}"),
+                Reply::Failed(error) => write!(f, "failed {id} {error:?}"),
+            },
+        }
+    }
+}
 
 /// The shape and fault mix of one run.
 #[derive(Clone, Debug, PartialEq)]
@@ -90,6 +145,7 @@ impl WorldOptions {
                 }
             },
             workload: WorkloadOptions {
+                producers: rng.random_range(1..=4),
                 interval: Duration::from_millis([5, 20, 100][rng.random_range(0..3)]),
                 batch_max: [1, 4, 16][rng.random_range(0..3)],
             },
@@ -124,7 +180,7 @@ pub struct Report {
 struct SimNode {
     id: NodeId,
     disk: SimDisk,
-    raft: Option<Raft>,
+    node: Option<Node>,
     restarts: u64,
     /// Disk operations waiting, in order, each with when it completes.
     io: std::collections::VecDeque<(Instant, DiskRequest)>,
@@ -142,7 +198,7 @@ pub struct World {
     now: Instant,
     rng: ChaCha8Rng,
     nodes: Vec<SimNode>,
-    network: Network<Message>,
+    network: Network<Wire>,
     next_fault: Instant,
     leaders: BTreeMap<Term, NodeId>,
     workload: Workload,
@@ -170,7 +226,7 @@ impl World {
             network: Network::new(root.child(Stream::World, CHILD_NETWORK), options.network),
             next_fault: Instant::ZERO + options.fault_interval,
             leaders: BTreeMap::new(),
-            workload: Workload::new(options.workload.clone(), seed),
+            workload: Workload::new(options.workload.clone(), seed, options.nodes),
             hasher: fnv::FnvHasher::default(),
             trace: trace.then(Vec::new),
             events: 0,
@@ -184,7 +240,7 @@ impl World {
             world.nodes.push(SimNode {
                 id: NodeId(id),
                 disk,
-                raft: None,
+                node: None,
                 restarts: 0,
                 io: Default::default(),
                 durable: None,
@@ -212,7 +268,7 @@ impl World {
         drop(found);
         let seed =
             Rng::new(self.seed).child(Stream::Raft, CHILD_NODE + node.id.0 * 64 + node.restarts);
-        let raft = Raft::new(
+        let machine = Node::new(
             node.id,
             self.options.raft.clone(),
             configuration,
@@ -221,8 +277,8 @@ impl World {
             seed,
             self.now,
         );
-        let line = format!("start {}", raft.summary());
-        node.raft = Some(raft);
+        let line = format!("start {}", machine.summary());
+        node.node = Some(machine);
         node.touched = true;
         let id = node.id;
         self.record(id, &line);
@@ -293,7 +349,7 @@ impl World {
         let timer = self
             .nodes
             .iter()
-            .filter_map(|n| n.raft.as_ref()?.poll_timeout())
+            .filter_map(|n| n.node.as_ref()?.poll_timeout())
             .min();
         let fault = until.filter(|_| self.faulting()).map(|_| self.next_fault);
         let client = Some(self.workload.next_at());
@@ -314,24 +370,19 @@ impl World {
         } else if packet == Some(next) {
             // None: the packet was due on a link cut since it was sent.
             if let Some(packet) = self.network.poll_delivery(next) {
-                let line = format!("recv {} from {}", packet.message, packet.from);
-                if let Some(raft) = self.raft_mut(packet.to) {
-                    raft.handle(next, packet.from, packet.message);
-                    let line = format!("{line} {}", raft.summary());
-                    self.record(packet.to, &line);
-                }
+                self.deliver(next, packet.from, packet.to, packet.message)?;
             }
         } else if timer == Some(next) {
             let mut fired = Vec::new();
             for node in self.nodes.iter_mut() {
                 let due = node
-                    .raft
+                    .node
                     .as_mut()
                     .filter(|r| r.poll_timeout() == Some(next));
-                if let Some(raft) = due {
+                if let Some(machine) = due {
                     node.touched = true;
-                    raft.handle_timeout(next);
-                    fired.push((node.id, format!("timeout {}", raft.summary())));
+                    machine.handle_timeout(next);
+                    fired.push((node.id, format!("timeout {}", machine.summary())));
                 }
             }
             for (id, line) in fired {
@@ -340,7 +391,8 @@ impl World {
         } else if fault == Some(next) {
             self.inject_fault();
         } else if client == Some(next) {
-            self.produce();
+            let sends = self.workload.tick(next);
+            self.send_requests(next, sends);
         }
         self.drain()?;
         self.check()
@@ -351,10 +403,61 @@ impl World {
     }
 
     /// The running machine of `id`, marked for the next check.
-    fn raft_mut(&mut self, id: NodeId) -> Option<&mut Raft> {
+    fn node_mut(&mut self, id: NodeId) -> Option<&mut Node> {
         let node = self.nodes.iter_mut().find(|n| n.id == id)?;
         node.touched = true;
-        node.raft.as_mut()
+        node.node.as_mut()
+    }
+
+    /// Puts clients' requests on the network.
+    fn send_requests(&mut self, now: Instant, sends: Vec<crate::workload::Send>) {
+        for (from, to, client, id, request) in sends {
+            let wire = Wire::Request {
+                client,
+                id,
+                request,
+            };
+            self.network.send(now, from, to, wire);
+        }
+    }
+
+    /// Delivers a packet to a node or a client.
+    fn deliver(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        to: NodeId,
+        wire: Wire,
+    ) -> Result<(), Failure> {
+        let line = format!("recv {wire} from {from}");
+        match wire {
+            Wire::Raft(message) => {
+                if let Some(node) = self.node_mut(to) {
+                    node.handle(now, from, message);
+                    let line = format!("{line} {}", node.summary());
+                    self.record(to, &line);
+                }
+            }
+            Wire::Request {
+                client,
+                id,
+                request,
+            } => {
+                if let Some(node) = self.node_mut(to) {
+                    node.request(now, client, id, request);
+                    self.record(to, &line);
+                }
+            }
+            Wire::Reply { client, id, reply } => {
+                self.record(to, &line);
+                let (sends, acked) = self.workload.on_reply(now, from, client, id, reply)?;
+                if let Some(acked) = acked {
+                    self.check_on_quorum_disks(acked)?;
+                }
+                self.send_requests(now, sends);
+            }
+        }
+        Ok(())
     }
 
     /// Completes every disk operation due at `now`, in each node's order.
@@ -371,7 +474,7 @@ impl World {
                         trace.push(line);
                     }
                 }
-                node.raft
+                node.node
                     .as_mut()
                     .expect("a running node's operations")
                     .handle_disk(now, io, result);
@@ -385,9 +488,9 @@ impl World {
             let mut busy = false;
             for position in 0..self.nodes.len() {
                 while let Some(output) = self.nodes[position]
-                    .raft
+                    .node
                     .as_mut()
-                    .and_then(Raft::poll_output)
+                    .and_then(Node::poll_output)
                 {
                     busy = true;
                     self.on_output(position, output)?;
@@ -399,8 +502,26 @@ impl World {
         }
     }
 
-    fn on_output(&mut self, position: usize, output: Output) -> Result<(), Failure> {
+    fn on_output(&mut self, position: usize, output: NodeOutput) -> Result<(), Failure> {
         let id = self.nodes[position].id;
+        let output = match output {
+            NodeOutput::Raft(output) => output,
+            NodeOutput::Reply {
+                client,
+                id: request,
+                reply,
+            } => {
+                let wire = Wire::Reply {
+                    client,
+                    id: request,
+                    reply,
+                };
+                self.record(id, &format!("send {wire} to {client}"));
+                self.network
+                    .send(self.now, id, client_address(client.get()), wire);
+                return Ok(());
+            }
+        };
         match output {
             Output::Disk(request) => {
                 // Operations take time, in order: a sync is slow, the rest
@@ -422,7 +543,7 @@ impl World {
                 let line = format!("send {} to {}", envelope.message, envelope.to);
                 self.record(id, &line);
                 self.network
-                    .send(self.now, id, envelope.to, envelope.message);
+                    .send(self.now, id, envelope.to, Wire::Raft(envelope.message));
             }
             Output::BecameLeader { term } => {
                 self.record(id, &format!("leader {term}"));
@@ -436,17 +557,12 @@ impl World {
                 self.leaders.insert(term, id);
             }
             Output::SteppedDown { term } => self.record(id, &format!("stepped down in {term}")),
-            Output::Committed { index, offset } => {
-                let raft = self.nodes[position].raft.as_ref().expect("running");
-                let acked = self.workload.committed(raft, index)?;
-                if !acked.is_empty() {
-                    self.check_on_quorum_disks(&acked)?;
-                    self.record(
-                        id,
-                        &format!("committed {index} {offset}, acked {}", acked.len()),
-                    );
-                }
+            Output::Committed { index, .. } => {
+                let node = self.nodes[position].node.as_ref().expect("running");
+                self.workload.committed(node.raft(), index)?;
             }
+            Output::Stamped { .. } => {}
+            Output::Truncated { after } => self.record(id, &format!("truncated after {after}")),
             // Owners' reads are the verification's, at the end.
             Output::Read { .. } => {}
             Output::Damaged(damage) => self.record(id, &format!("damaged {damage:?}")),
@@ -458,30 +574,6 @@ impl World {
             }
         }
         Ok(())
-    }
-
-    /// The clients propose a batch to the node that leads in the highest
-    /// term, if any (only while faults run: the liveness phase checks that
-    /// what was acknowledged is everywhere).
-    fn produce(&mut self) {
-        let now = self.now;
-        if !self.faulting() {
-            self.workload.produce(now, None);
-            return;
-        }
-        let leader = self
-            .nodes
-            .iter_mut()
-            .filter(|n| n.raft.as_ref().is_some_and(Raft::is_leader))
-            .max_by_key(|n| n.raft.as_ref().map(Raft::term))
-            .and_then(|n| {
-                n.touched = true;
-                n.raft.as_mut()
-            });
-        let id = leader.as_ref().map(|r| r.id());
-        if let (Some(line), Some(id)) = (self.workload.produce(now, leader), id) {
-            self.record(id, &line);
-        }
     }
 
     /// The log a node would recover if it crashed now, losing every
@@ -504,43 +596,27 @@ impl World {
         &node.durable.as_ref().expect("just set").1
     }
 
-    /// Whether `log` durably holds `index` in `term` (for an entry of a
-    /// sealed segment whose index is not resident, holding the index is
-    /// taken as holding the entry: the sealed segment was synced whole).
-    fn holds(log: &Log, index: LogIndex, term: Term) -> bool {
-        log.first_index() <= index
-            && index < log.next_index()
-            && log.term(index).is_none_or(|t| t == term)
-    }
-
-    /// Every acknowledged entry is on a majority's synced disks at the
-    /// moment of its acknowledgement (or retained away after commit).
-    fn check_on_quorum_disks(&mut self, acked: &[crate::workload::Acked]) -> Result<(), Failure> {
+    /// Every acknowledged record is on a majority's synced disks at the
+    /// moment of its acknowledgement (or retained away after commit). The
+    /// records' bytes are held to the ledger at the end, when every node's
+    /// committed records are read back.
+    fn check_on_quorum_disks(&mut self, acked: crate::workload::Acked) -> Result<(), Failure> {
+        let last = acked.first.plus(u64::from(acked.count) - 1);
+        let mut holding = 0;
         for position in 0..self.nodes.len() {
-            self.durable_log(position);
-        }
-        let logs = self
-            .nodes
-            .iter()
-            .map(|n| &n.durable.as_ref().expect("recovered").1);
-        for entry in acked {
-            let holding = logs
-                .clone()
-                .filter(|log| {
-                    Self::holds(log, entry.index, entry.term) || log.first_index() > entry.index
-                })
-                .count();
-            if holding * 2 <= self.nodes.len() {
-                return Err(Failure {
-                    checker: "acked on a quorum's disks",
-                    what: format!(
-                        "{} in {} acked with {holding} of {} synced copies",
-                        entry.index,
-                        entry.term,
-                        self.nodes.len()
-                    ),
-                });
+            if self.durable_log(position).next_offset() > last {
+                holding += 1;
             }
+        }
+        if holding * 2 <= self.nodes.len() {
+            return Err(Failure {
+                checker: "acked on a quorum's disks",
+                what: format!(
+                    "records {} to {last} acked with {holding} of {} synced copies",
+                    acked.first,
+                    self.nodes.len()
+                ),
+            });
         }
         Ok(())
     }
@@ -604,8 +680,8 @@ impl World {
     fn check(&mut self) -> Result<(), Failure> {
         for node in self.nodes.iter_mut().filter(|n| n.touched) {
             node.touched = false;
-            if let Some(raft) = &node.raft {
-                raft.check_invariants();
+            if let Some(machine) = &node.node {
+                machine.check_invariants();
             }
         }
         Ok(())
@@ -622,15 +698,15 @@ impl World {
         let all: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
         let other = all[self.rng.random_range(0..all.len())];
         match self.rng.random_range(0..7) {
-            0 if self.nodes[position].raft.is_some() => {
+            0 if self.nodes[position].node.is_some() => {
                 let node = &mut self.nodes[position];
-                node.raft = None;
+                node.node = None;
                 node.io.clear(); // Operations not yet performed never happen.
                 node.disk.crash();
                 node.restarts += 1;
                 self.record(id, "crash");
             }
-            1 if self.nodes[position].raft.is_none() => {
+            1 if self.nodes[position].node.is_none() => {
                 self.start(position);
             }
             2 => {
@@ -673,32 +749,33 @@ impl World {
 
     fn heal_everything(&mut self) {
         self.network.heal();
+        self.workload.stop_producing();
         for position in 0..self.nodes.len() {
-            if self.nodes[position].raft.is_none() {
+            if self.nodes[position].node.is_none() {
                 self.start(position);
             }
         }
         self.record(NodeId(0), "liveness phase: healed");
     }
 
-    /// Whether one node leads and every other follows it, in its term.
+    /// Whether one node leads and every other follows it in its term with
+    /// all of its log committed, and every producer has been answered.
     fn settled(&self) -> bool {
-        let running: Vec<&Raft> = self.nodes.iter().filter_map(|n| n.raft.as_ref()).collect();
-        let Some(leader) = self
+        let running: Vec<&Raft> = self
             .nodes
             .iter()
-            .find(|n| n.raft.as_ref().is_some_and(Raft::is_leader))
-        else {
+            .filter_map(|n| Some(n.node.as_ref()?.raft()))
+            .collect();
+        let Some(lead) = running.iter().find(|raft| raft.is_leader()) else {
             return false;
         };
-        let lead = leader.raft.as_ref().expect("found");
         let (term, last) = (lead.term(), lead.log().next_index().prev());
-        running.iter().all(|raft| {
+        self.workload.quiet() && running.iter().all(|raft| {
             raft.term() == term
                 && raft.commit() == last
                 && raft.log().next_index().prev() == last
                 && (raft.is_leader()
-                    || matches!(raft.role(), Role::Follower { leader: Some(l) } if *l == leader.id))
+                    || matches!(raft.role(), Role::Follower { leader: Some(l) } if *l == lead.id()))
         })
     }
 
@@ -707,76 +784,80 @@ impl World {
     fn verify_consumers(&mut self) -> Result<(), Failure> {
         for position in 0..self.nodes.len() {
             let id = self.nodes[position].id;
-            let Some(raft) = self.nodes[position].raft.as_ref() else {
+            let Some(node) = self.nodes[position].node.as_ref() else {
                 continue;
             };
-            let (first, end) = (raft.log().first_offset(), raft.commit_offset());
+            let (first, end) = (
+                node.raft().log().first_offset(),
+                node.raft().commit_offset(),
+            );
             let mut records = Vec::new();
             let mut next = first;
             while next < end {
-                let batch = self.read_now(position, next)?;
-                let before = records.len();
-                for entry in &batch.entries {
-                    records.extend(entry.records().filter(|(o, _)| *o >= next && *o < end));
-                }
-                if records.len() == before {
+                let (batch, after) = self.consume_now(position, next)?;
+                if batch.is_empty() {
                     return Err(Failure {
                         checker: "acked records readable",
-                        what: format!(
-                            "{id} returned nothing at {next} (damage {:?})",
-                            batch.damaged
-                        ),
+                        what: format!("{id} returned nothing at {next}, committed up to {end}"),
                     });
                 }
-                next = records.last().expect("read some").0.next();
+                records.extend(batch);
+                next = after;
             }
             self.workload.check_consumed(id, first, end, &records)?;
         }
         Ok(())
     }
 
-    /// One read of the node at `position` from `from`, its disk answering
+    /// A consume at the node at `position` from `from`, its disk answering
     /// at once (the run is over; only the answer matters).
-    fn read_now(
+    fn consume_now(
         &mut self,
         position: usize,
         from: cairn_core::ids::Offset,
-    ) -> Result<cairn_core::log::machine::ReadBatch, Failure> {
+    ) -> Result<
+        (
+            Vec<(cairn_core::ids::Offset, bytes::Bytes)>,
+            cairn_core::ids::Offset,
+        ),
+        Failure,
+    > {
         let now = self.now;
         let node = &mut self.nodes[position];
-        let raft = node.raft.as_mut().expect("running");
-        let id = cairn_core::ids::ReadId(1);
-        let from = cairn_core::log::machine::ReadFrom::Offset(from);
-        if let Err(error) = raft.read(now, id, from, 1024, 1 << 20) {
-            return Err(Failure {
-                checker: "acked records readable",
-                what: format!("{} refused a read: {error}", node.id),
-            });
-        }
+        let machine = node.node.as_mut().expect("running");
+        let request = Request::Consume {
+            from,
+            max_records: 1024,
+            max_bytes: 1 << 20,
+        };
+        let asked = RequestId(u64::MAX);
+        machine.request(now, ClientId(u64::MAX), asked, request);
         // Earlier operations first, in order; then whatever the read asks.
         while let Some((_, request)) = node.io.pop_front() {
             let result = node.disk.perform(&request.op);
-            raft.handle_disk(now, request.io, result);
+            machine.handle_disk(now, request.io, result);
         }
+        let failed = |what: String| Failure {
+            checker: "acked records readable",
+            what,
+        };
         loop {
-            match raft.poll_output() {
-                Some(Output::Disk(request)) => {
+            match machine.poll_output() {
+                Some(NodeOutput::Raft(Output::Disk(request))) => {
                     let result = node.disk.perform(&request.op);
-                    raft.handle_disk(now, request.io, result);
+                    machine.handle_disk(now, request.io, result);
                 }
-                Some(Output::Read { result, .. }) => {
-                    return result.map_err(|error| Failure {
-                        checker: "acked records readable",
-                        what: format!("{} failed a read: {error:?}", node.id),
-                    })
+                Some(NodeOutput::Reply { id, reply, .. }) if id == asked => {
+                    return match reply {
+                        Reply::Records { records, next } => Ok((records, next)),
+                        other => Err(failed(format!(
+                            "{} answered a consume with {other:?}",
+                            node.id
+                        ))),
+                    }
                 }
                 Some(_) => {}
-                None => {
-                    return Err(Failure {
-                        checker: "acked records readable",
-                        what: format!("{} never answered a read", node.id),
-                    })
-                }
+                None => return Err(failed(format!("{} never answered a consume", node.id))),
             }
         }
     }

@@ -49,6 +49,7 @@ impl Log {
                 offset: self.next_offset(),
                 records: new.records.len() as u32,
                 time: now,
+                producer: new.producer,
             };
             let frame_len = frame_len(&meta, new) as u64;
             let padding_max = if frame_len >= ALIGN_FRAMES_ABOVE_BYTES {
@@ -325,7 +326,7 @@ impl Log {
 fn check_entry(entry: &NewEntry) -> Result<(), Error> {
     let shape_ok = match entry.kind {
         EntryKind::Record => !entry.records.is_empty() && entry.data.is_empty(),
-        EntryKind::Noop | EntryKind::Config => entry.records.is_empty(),
+        EntryKind::Noop | EntryKind::Config => entry.records.is_empty() && entry.producer.is_none(),
     };
     let payload = entry.payload_len();
     if !shape_ok

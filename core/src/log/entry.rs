@@ -63,6 +63,8 @@ pub struct NewEntry {
     pub data: Bytes,
     /// For a batch, its records (at least one); none for Raft's own entries.
     pub records: Vec<Bytes>,
+    /// For a batch from an idempotent producer, its stamp.
+    pub producer: Option<Stamp>,
 }
 
 impl NewEntry {
@@ -73,6 +75,7 @@ impl NewEntry {
             kind: EntryKind::Record,
             data: Bytes::new(),
             records,
+            producer: None,
         }
     }
 
@@ -83,6 +86,7 @@ impl NewEntry {
             kind: EntryKind::Noop,
             data: Bytes::new(),
             records: Vec::new(),
+            producer: None,
         }
     }
 
@@ -93,6 +97,16 @@ impl NewEntry {
             kind: EntryKind::Config,
             data,
             records: Vec::new(),
+            producer: None,
+        }
+    }
+
+    /// The same batch, stamped by an idempotent producer.
+    pub fn stamped(self, stamp: Stamp) -> NewEntry {
+        assert_eq!(self.kind, EntryKind::Record, "only batches are stamped");
+        NewEntry {
+            producer: Some(stamp),
+            ..self
         }
     }
 
@@ -108,7 +122,10 @@ impl NewEntry {
                     u64::from(entry.records),
                     "a batch holds its count"
                 );
-                NewEntry::records(entry.term, records)
+                NewEntry {
+                    producer: entry.producer,
+                    ..NewEntry::records(entry.term, records)
+                }
             }
             EntryKind::Noop => NewEntry::noop(entry.term),
             EntryKind::Config => NewEntry::config(entry.term, entry.data.clone()),
@@ -166,6 +183,19 @@ pub struct EntryMeta {
     pub records: u32,
     /// When it was appended.
     pub time: Instant,
+    /// For a batch from an idempotent producer, who produced it and its
+    /// sequence number (a retried batch is recognised by these).
+    pub producer: Option<Stamp>,
+}
+
+/// An idempotent producer's id and the sequence number of one of its
+/// batches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Stamp {
+    /// The producer.
+    pub producer: u64,
+    /// The batch's sequence number: each next batch takes the next one.
+    pub sequence: u64,
 }
 
 impl EntryMeta {
@@ -384,6 +414,7 @@ mod tests {
             offset: Offset(1 << 40),
             records,
             time: Instant::from_nanos(123_456_789),
+            producer: None,
         }
     }
 

@@ -157,6 +157,7 @@ pub fn pad(scan: &mut Scan, end: LogIndex, end_offset: Offset, end_term: Term) -
         offset: end_offset.max(scan.end.next_offset),
         records: 0,
         time: scan.end.last_time,
+        producer: None,
     };
     scan.mark_damaged(scan.end.position + skipped, &after);
     *scan.damaged.last().expect("a damage was recorded")
@@ -230,6 +231,7 @@ mod tests {
                 offset: Offset(i),
                 records: 1,
                 time: Instant::from_nanos(i),
+                producer: None,
             };
             let record = [Bytes::from(vec![i as u8; 40])];
             encode_frame(&meta, Payload::Records(&record), &mut out);

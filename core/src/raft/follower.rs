@@ -129,12 +129,12 @@ impl Raft {
                     if self.log.truncate_suffix(after).is_err() {
                         return; // Loading an index, or stopped (said so).
                     }
-                    self.forget_acks_after(after);
+                    self.truncated(after);
                 }
                 let through = prev_index.plus(entries.len() as u64);
                 let new: Vec<NewEntry> = entries.drain(append_from..).collect();
                 if !new.is_empty() {
-                    match self.log.append(now, new) {
+                    match self.append_to_log(now, new) {
                         Ok(appended) => assert_eq!(
                             appended.last, through,
                             "appended where the leader's entries go"
@@ -181,7 +181,7 @@ impl Raft {
                     {
                         return;
                     }
-                    self.forget_acks_after(last_index);
+                    self.truncated(last_index);
                 }
             }
             self.commit_to(last_index);

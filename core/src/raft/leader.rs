@@ -151,7 +151,7 @@ impl Raft {
                 entry.term
             );
         }
-        let appended = self.log.append(now, entries.clone())?;
+        let appended = self.append_to_log(now, entries.clone())?;
         let leadership = self.leadership.as_mut().expect("leading");
         for entry in entries {
             leadership.cache_push(entry);

@@ -125,6 +125,24 @@ pub enum Output {
         /// The offset after the last committed record.
         offset: Offset,
     },
+    /// Entries were appended to the log (by this leader, or from one): for
+    /// each stamped batch among them, where it landed.
+    Stamped {
+        /// The batch's entry.
+        index: LogIndex,
+        /// Its producer's stamp.
+        stamp: crate::log::entry::Stamp,
+        /// Its first record's offset.
+        offset: Offset,
+        /// Its records.
+        records: u32,
+    },
+    /// Every entry after `after` was removed from the log (a conflict with
+    /// the leader's, or a snapshot): whatever was said of them is void.
+    Truncated {
+        /// The last entry kept.
+        after: LogIndex,
+    },
     /// An owner's read completed.
     Read {
         /// The read's id.
@@ -689,10 +707,43 @@ impl Raft {
         });
     }
 
-    /// Drops held acknowledgements of entries after `after`, which the log
-    /// no longer holds: they must never be counted.
-    pub(super) fn forget_acks_after(&mut self, after: LogIndex) {
+    /// Appends to the log and tells the owner where stamped batches went.
+    pub(super) fn append_to_log(
+        &mut self,
+        now: Instant,
+        entries: Vec<crate::log::entry::NewEntry>,
+    ) -> Result<Appended, Error> {
+        let stamps: Vec<(usize, crate::log::entry::Stamp, u32)> = entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| Some((i, e.producer?, e.records.len() as u32)))
+            .collect();
+        let counts: Vec<u64> = entries.iter().map(|e| e.records.len() as u64).collect();
+        let appended = self.log.append(now, entries)?;
+        if !stamps.is_empty() {
+            let mut offset = appended.first_offset;
+            let mut offsets = Vec::with_capacity(counts.len());
+            for count in counts {
+                offsets.push(offset);
+                offset = offset.plus(count);
+            }
+            for (i, stamp, records) in stamps {
+                self.outputs.push_back(Output::Stamped {
+                    index: appended.first.plus(i as u64),
+                    stamp,
+                    offset: offsets[i],
+                    records,
+                });
+            }
+        }
+        Ok(appended)
+    }
+
+    /// The log lost every entry after `after`: drops held acknowledgements
+    /// of them, which must never be counted, and tells the owner.
+    pub(super) fn truncated(&mut self, after: LogIndex) {
         self.held.retain(|held| held.needs_log <= after);
+        self.outputs.push_back(Output::Truncated { after });
     }
 
     /// Proposes entries at the leader: they are appended to its log and

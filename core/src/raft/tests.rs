@@ -11,14 +11,12 @@ use bytes::Bytes;
 
 use crate::config::LogConfig;
 use crate::ids::{LogIndex, NodeId, Offset, Term};
-use crate::log::disk::FoundFile;
 use crate::log::entry::NewEntry;
 use crate::log::machine::Log;
 use crate::raft::machine::{Output, Raft, RaftConfig, Role};
 use crate::raft::message::Envelope;
 use crate::raft::quorum::{Configuration, Voters};
-use crate::raft::state;
-use crate::testing::MapDisk;
+use crate::testing::{fire_earliest, MapDisk};
 use crate::time::Instant;
 
 struct Cluster {
@@ -65,13 +63,7 @@ impl Cluster {
     fn start(&mut self, id: NodeId) {
         let disk = &self.disks[&id];
         let log = Log::new(self.log_config.clone(), disk.recover(), self.now).expect("a log");
-        let names: Vec<(String, &Vec<u8>)> =
-            disk.files.iter().map(|(f, b)| (f.to_string(), b)).collect();
-        let found: Vec<FoundFile<'_>> = names
-            .iter()
-            .map(|(name, bytes)| FoundFile { name, bytes })
-            .collect();
-        let recovered = state::recover(&found).expect("a state");
+        let recovered = disk.recover_state();
         let raft = Raft::new(
             id,
             RaftConfig::default(),
@@ -110,6 +102,8 @@ impl Cluster {
                     Output::SteppedDown { .. }
                     | Output::Committed { .. }
                     | Output::Read { .. }
+                    | Output::Stamped { .. }
+                    | Output::Truncated { .. }
                     | Output::Damaged(_) => {}
                 }
             }
@@ -159,21 +153,7 @@ impl Cluster {
             }
             return;
         }
-        let next = self
-            .nodes
-            .values()
-            .filter_map(Raft::poll_timeout)
-            .min()
-            .expect("a timer is armed");
-        self.now = next;
-        for node in self.nodes.values_mut() {
-            if node.poll_timeout().is_some_and(|at| at <= next) {
-                node.handle_timeout(next);
-            }
-        }
-        for node in self.nodes.values() {
-            node.check_invariants();
-        }
+        self.now = fire_earliest(&mut self.nodes);
         self.check_one_leader_per_term();
     }
 

@@ -1,0 +1,665 @@
+//! The node: Raft and its log behind one API, serving clients.
+//!
+//! Owns client requests: producing a batch (answered with its offsets once
+//! committed), consuming from an offset (committed records only, at any
+//! node), following (a long-poll parked until new records commit, or its
+//! wait runs out: no busy loop), and who leads. Producers that stamp their
+//! batches are idempotent: a retried batch the log holds is answered with
+//! where it landed, never stored twice (`producers`). It must never answer
+//! a produce before its entry is committed, never serve a record past the
+//! commit offset, and never decide anything Raft decides: it proposes and
+//! reads through Raft, and learns of appends, truncations and commits from
+//! Raft's outputs.
+//!
+//! # Contract
+//! The verbs of every machine: `request`, `handle`, `handle_disk`,
+//! `handle_timeout` take inputs; drain `poll_output` after each; call
+//! `handle_timeout` at `poll_timeout`. Every request gets exactly one
+//! [`Output::Reply`] with its client and id.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use bytes::Bytes;
+
+use crate::error::Error;
+use crate::ids::{ClientId, IoId, LogIndex, NodeId, Offset, ReadId, RequestId, Term};
+use crate::limits::{CLIENT_REQUESTS_MAX, READ_BYTES_MAX, READ_ENTRIES_MAX};
+use crate::log::disk::{DiskError, DiskOutcome};
+use crate::log::entry::{NewEntry, Stamp};
+use crate::log::machine::{Log, ReadBatch, ReadError, ReadFrom};
+use crate::node::producers::{Decision, Producers};
+use crate::raft::machine::{Output as RaftOutput, Raft, RaftConfig};
+use crate::raft::message::Message;
+use crate::raft::quorum::Configuration;
+use crate::raft::state::RecoveredState;
+use crate::time::{Duration, Instant};
+
+/// What a client asks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// Append a batch of records; with a stamp, idempotently.
+    Produce {
+        /// The records, at least one.
+        records: Vec<Bytes>,
+        /// The producer's id and this batch's sequence number.
+        stamp: Option<Stamp>,
+    },
+    /// Read committed records from `from`.
+    Consume {
+        /// The first offset wanted.
+        from: Offset,
+        /// The most records to return.
+        max_records: u32,
+        /// About the most bytes to return (at least one record).
+        max_bytes: u32,
+    },
+    /// Like `Consume`, but if nothing is committed at `from` yet, wait up
+    /// to `wait` for it.
+    Follow {
+        /// The first offset wanted.
+        from: Offset,
+        /// The most records to return.
+        max_records: u32,
+        /// About the most bytes to return (at least one record).
+        max_bytes: u32,
+        /// How long to wait for a record at `from`.
+        wait: Duration,
+    },
+    /// Who leads?
+    WhoLeads,
+}
+
+/// What a node answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// The batch is committed at offsets `first` to `first + count - 1`.
+    Produced {
+        /// Its first record's offset.
+        first: Offset,
+        /// Its records.
+        count: u32,
+    },
+    /// Committed records from the offset asked, in order, and where to
+    /// continue (past the last, or the offset asked if there were none).
+    Records {
+        /// The records and their offsets.
+        records: Vec<(Offset, Bytes)>,
+        /// The offset to ask for next.
+        next: Offset,
+    },
+    /// The leader this node knows of, in its term.
+    Leader {
+        /// The leader, if known.
+        leader: Option<NodeId>,
+        /// The node's term.
+        term: Term,
+    },
+    /// The request failed; see why.
+    Failed(ClientError),
+}
+
+/// Why a request failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientError {
+    /// Only the leader takes produces; try `leader`.
+    NotLeader {
+        /// The leader this node knows of, if any.
+        leader: Option<NodeId>,
+    },
+    /// The batch's entry was removed before it committed (the leader
+    /// changed): it is not stored; retry it, with the same stamp.
+    Lost,
+    /// The offset is outside the committed, retained records.
+    OutOfRange {
+        /// The first retained offset.
+        first: Offset,
+        /// The offset after the last committed record.
+        next: Offset,
+    },
+    /// A stamped batch came after a gap in its producer's sequence.
+    OutOfOrder {
+        /// The sequence number expected.
+        expected: u64,
+    },
+    /// A stamped batch older than the producer's remembered batches.
+    Stale {
+        /// The producer's last sequence number.
+        last: u64,
+    },
+    /// Too many requests are in progress; retry later.
+    Busy,
+    /// The node is still learning its producers from its log; retry.
+    Recovering,
+    /// The batch is malformed or too large.
+    Rejected(Error),
+}
+
+/// What the node asks of its driver or tells its owner.
+#[must_use]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Raft's outputs (sends, disk operations, and what observers may
+    /// watch: leadership, commits, appends, truncations, damage).
+    Raft(RaftOutput),
+    /// The answer to a client's request.
+    Reply {
+        /// The client.
+        client: ClientId,
+        /// Its request.
+        id: RequestId,
+        /// The answer.
+        reply: Reply,
+    },
+}
+
+/// A produce waiting for its entry to commit.
+#[derive(Clone, Copy, Debug)]
+struct Waiter {
+    client: ClientId,
+    id: RequestId,
+    /// The entry's term when it was appended, if known: a different entry
+    /// at that index later means this one was lost.
+    term: Option<Term>,
+    offset: Offset,
+    count: u32,
+}
+
+/// A consume or follow: where from and how much.
+#[derive(Clone, Copy, Debug)]
+struct Consumer {
+    client: ClientId,
+    id: RequestId,
+    from: Offset,
+    max_records: u32,
+    max_bytes: u32,
+}
+
+/// Learning the producers from the log at start: every entry up to `end`
+/// is read once; appends and truncations meanwhile wait in `events`.
+#[derive(Clone, Debug)]
+struct Warmup {
+    next: LogIndex,
+    end: LogIndex,
+    read: Option<ReadId>,
+    events: Vec<RaftOutput>,
+}
+
+/// One node.
+#[derive(Debug)]
+pub struct Node {
+    raft: Raft,
+    producers: Producers,
+    warmup: Option<Warmup>,
+    waiting: BTreeMap<LogIndex, Vec<Waiter>>,
+    reads: BTreeMap<ReadId, Consumer>,
+    /// Follows parked until a record commits at their offset, or until
+    /// their deadline.
+    parked: Vec<(Instant, Consumer)>,
+    next_read: u64,
+    outputs: VecDeque<Output>,
+}
+
+impl Node {
+    /// A node with id `id` among `voters`, over its recovered state and log.
+    pub fn new(
+        id: NodeId,
+        config: RaftConfig,
+        voters: Configuration,
+        recovered: RecoveredState,
+        log: Log,
+        seed: u64,
+        now: Instant,
+    ) -> Node {
+        let (first, end) = (log.first_index(), log.next_index());
+        let raft = Raft::new(id, config, voters, recovered, log, seed, now);
+        let mut node = Node {
+            raft,
+            producers: Producers::default(),
+            warmup: (first < end).then(|| Warmup {
+                next: first,
+                end,
+                read: None,
+                events: Vec::new(),
+            }),
+            waiting: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            parked: Vec::new(),
+            next_read: 1,
+            outputs: VecDeque::new(),
+        };
+        node.drain(now);
+        node
+    }
+
+    /// The Raft machine, for reading its state.
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    /// Whether the node still learns its producers from its log.
+    pub fn warming(&self) -> bool {
+        self.warmup.is_some()
+    }
+
+    /// A short description for traces.
+    pub fn summary(&self) -> String {
+        self.raft.summary()
+    }
+
+    fn held(&self) -> usize {
+        self.waiting.values().map(Vec::len).sum::<usize>() + self.reads.len() + self.parked.len()
+    }
+
+    fn reply(&mut self, client: ClientId, id: RequestId, reply: Reply) {
+        self.outputs.push_back(Output::Reply { client, id, reply });
+    }
+
+    fn fail(&mut self, client: ClientId, id: RequestId, error: ClientError) {
+        self.reply(client, id, Reply::Failed(error));
+    }
+
+    /// Takes in a client's request.
+    pub fn request(&mut self, now: Instant, client: ClientId, id: RequestId, request: Request) {
+        if self.held() >= CLIENT_REQUESTS_MAX && !matches!(request, Request::WhoLeads) {
+            self.fail(client, id, ClientError::Busy);
+            return;
+        }
+        let consumer = |from, max_records, max_bytes| Consumer {
+            client,
+            id,
+            from,
+            max_records,
+            max_bytes,
+        };
+        match request {
+            Request::Produce { records, stamp } => self.produce(now, client, id, records, stamp),
+            Request::Consume {
+                from,
+                max_records,
+                max_bytes,
+            } => self.consume(now, consumer(from, max_records, max_bytes), None),
+            Request::Follow {
+                from,
+                max_records,
+                max_bytes,
+                wait,
+            } => self.consume(
+                now,
+                consumer(from, max_records, max_bytes),
+                Some(now + wait),
+            ),
+            Request::WhoLeads => {
+                let reply = Reply::Leader {
+                    leader: self.raft.leader(),
+                    term: self.raft.term(),
+                };
+                self.reply(client, id, reply);
+            }
+        }
+        self.drain(now);
+    }
+
+    fn produce(
+        &mut self,
+        now: Instant,
+        client: ClientId,
+        id: RequestId,
+        records: Vec<Bytes>,
+        stamp: Option<Stamp>,
+    ) {
+        if !self.raft.is_leader() {
+            let leader = self.raft.leader();
+            return self.fail(client, id, ClientError::NotLeader { leader });
+        }
+        if let Some(stamp) = stamp {
+            if self.warmup.is_some() {
+                return self.fail(client, id, ClientError::Recovering);
+            }
+            match self.producers.decide(stamp) {
+                Decision::Append => {}
+                Decision::Duplicate(landed) => {
+                    let waiter = Waiter {
+                        client,
+                        id,
+                        term: self.raft.log().term(landed.index),
+                        offset: landed.offset,
+                        count: landed.records,
+                    };
+                    return self.wait_for(landed.index, waiter);
+                }
+                Decision::OutOfOrder { expected } => {
+                    return self.fail(client, id, ClientError::OutOfOrder { expected })
+                }
+                Decision::Stale { last } => {
+                    return self.fail(client, id, ClientError::Stale { last })
+                }
+            }
+        }
+        let count = records.len() as u32;
+        let mut entry = NewEntry::records(self.raft.term(), records);
+        if let Some(stamp) = stamp {
+            entry = entry.stamped(stamp);
+        }
+        match self.raft.propose(now, vec![entry]) {
+            Ok(appended) => {
+                let waiter = Waiter {
+                    client,
+                    id,
+                    term: Some(self.raft.term()),
+                    offset: appended.first_offset,
+                    count,
+                };
+                self.wait_for(appended.last, waiter);
+            }
+            Err(Error::NotLeader { leader }) => {
+                self.fail(client, id, ClientError::NotLeader { leader })
+            }
+            Err(error) => self.fail(client, id, ClientError::Rejected(error)),
+        }
+    }
+
+    /// Answers `waiter` once `index` commits (at once if it has).
+    fn wait_for(&mut self, index: LogIndex, waiter: Waiter) {
+        self.waiting.entry(index).or_default().push(waiter);
+        self.answer_committed();
+    }
+
+    /// Answers every produce whose entry is committed: with its offsets if
+    /// the committed entry is its own, or as lost if another replaced it.
+    fn answer_committed(&mut self) {
+        let commit = self.raft.commit();
+        while let Some(entry) = self.waiting.first_entry() {
+            if *entry.key() > commit {
+                break;
+            }
+            let (index, waiters) = entry.remove_entry();
+            let term = self.raft.log().term(index);
+            for waiter in waiters {
+                let reply = if waiter.term.is_none() || term.is_none() || waiter.term == term {
+                    Reply::Produced {
+                        first: waiter.offset,
+                        count: waiter.count,
+                    }
+                } else {
+                    Reply::Failed(ClientError::Lost)
+                };
+                self.reply(waiter.client, waiter.id, reply);
+            }
+        }
+    }
+
+    /// Serves a consume (or a follow, with a deadline) from committed
+    /// records; a follow at the commit offset parks.
+    fn consume(&mut self, now: Instant, consumer: Consumer, deadline: Option<Instant>) {
+        let (first, end) = (self.raft.log().first_offset(), self.raft.commit_offset());
+        if consumer.from < first || consumer.from > end {
+            let error = ClientError::OutOfRange { first, next: end };
+            return self.fail(consumer.client, consumer.id, error);
+        }
+        if consumer.from == end {
+            match deadline {
+                Some(deadline) => self.parked.push((deadline, consumer)),
+                None => {
+                    let reply = Reply::Records {
+                        records: Vec::new(),
+                        next: consumer.from,
+                    };
+                    self.reply(consumer.client, consumer.id, reply);
+                }
+            }
+            return;
+        }
+        let id = ReadId(self.next_read);
+        self.next_read += 1;
+        let from = ReadFrom::Offset(consumer.from);
+        let max_entries = consumer.max_records.clamp(1, READ_ENTRIES_MAX);
+        match self.raft.read(
+            now,
+            id,
+            from,
+            max_entries,
+            consumer.max_bytes.min(READ_BYTES_MAX),
+        ) {
+            Ok(()) => {
+                self.reads.insert(id, consumer);
+            }
+            Err(Error::Busy) => self.fail(consumer.client, consumer.id, ClientError::Busy),
+            Err(_) => {
+                let error = ClientError::OutOfRange { first, next: end };
+                self.fail(consumer.client, consumer.id, error);
+            }
+        }
+    }
+
+    fn on_consumed(&mut self, consumer: Consumer, result: Result<ReadBatch, ReadError>) {
+        let end = self.raft.commit_offset();
+        let batch = match result {
+            Ok(batch) => batch,
+            Err(ReadError::Gone) => {
+                let first = self.raft.log().first_offset();
+                let error = ClientError::OutOfRange { first, next: end };
+                return self.fail(consumer.client, consumer.id, error);
+            }
+            Err(ReadError::Disk(_)) => {
+                return self.fail(consumer.client, consumer.id, ClientError::Busy)
+            }
+        };
+        let max = consumer.max_records.max(1) as usize;
+        let records: Vec<(Offset, Bytes)> = batch
+            .entries
+            .iter()
+            .flat_map(|entry| entry.records())
+            .filter(|(offset, _)| *offset >= consumer.from && *offset < end)
+            .take(max)
+            .collect();
+        // A read stopped by damage right at `from` has nothing to serve
+        // here: the client asks another node.
+        if records.is_empty() && batch.damaged.is_some() {
+            return self.fail(consumer.client, consumer.id, ClientError::Busy);
+        }
+        let next = records
+            .last()
+            .map_or(consumer.from, |(offset, _)| offset.next());
+        self.reply(
+            consumer.client,
+            consumer.id,
+            Reply::Records { records, next },
+        );
+    }
+
+    /// Reads the next stretch of the log to learn its producers.
+    fn warm(&mut self, now: Instant) {
+        let Some(warmup) = &mut self.warmup else {
+            return;
+        };
+        if warmup.read.is_some() {
+            return;
+        }
+        let log = self.raft.log();
+        warmup.next = warmup.next.max(log.first_index());
+        let end = warmup.end.min(log.next_index());
+        if warmup.next >= end {
+            let events = std::mem::take(&mut warmup.events);
+            self.warmup = None;
+            for event in events {
+                self.learn(&event);
+            }
+            return;
+        }
+        let id = ReadId(self.next_read);
+        self.next_read += 1;
+        let from = ReadFrom::Index(warmup.next);
+        // Busy: `drain`, after the next input, tries again.
+        if self
+            .raft
+            .read(now, id, from, READ_ENTRIES_MAX, READ_BYTES_MAX)
+            .is_ok()
+        {
+            if let Some(warmup) = &mut self.warmup {
+                warmup.read = Some(id);
+            }
+        }
+    }
+
+    fn on_warm_read(&mut self, now: Instant, result: Result<ReadBatch, ReadError>) {
+        let Some(warmup) = &mut self.warmup else {
+            return;
+        };
+        warmup.read = None;
+        if let Ok(batch) = result {
+            for entry in &batch.entries {
+                if let Some(stamp) = entry.producer {
+                    self.producers
+                        .landed(stamp, entry.index, entry.offset, entry.records);
+                }
+            }
+            let read_to = batch.entries.last().map(|e| e.index.next());
+            let past_damage = batch.damaged.map(|d| d.end);
+            if let Some(next) = past_damage.or(read_to) {
+                warmup.next = warmup.next.max(next);
+            }
+        }
+        self.warm(now);
+    }
+
+    /// Takes an append or a truncation into the producers' table.
+    fn learn(&mut self, event: &RaftOutput) {
+        match *event {
+            RaftOutput::Stamped {
+                index,
+                stamp,
+                offset,
+                records,
+            } => self.producers.landed(stamp, index, offset, records),
+            RaftOutput::Truncated { after } => self.producers.truncated(after),
+            _ => {}
+        }
+    }
+
+    /// Takes in a message from another node.
+    pub fn handle(&mut self, now: Instant, from: NodeId, message: Message) {
+        self.raft.handle(now, from, message);
+        self.drain(now);
+    }
+
+    /// Takes in the completion of a disk operation.
+    pub fn handle_disk(&mut self, now: Instant, io: IoId, result: Result<DiskOutcome, DiskError>) {
+        self.raft.handle_disk(now, io, result);
+        self.drain(now);
+    }
+
+    /// Fires Raft's timers and answers follows whose wait ran out.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.raft.poll_timeout().is_some_and(|at| at <= now) {
+            self.raft.handle_timeout(now);
+        }
+        let (due, parked): (Vec<_>, Vec<_>) = self
+            .parked
+            .drain(..)
+            .partition(|(deadline, _)| *deadline <= now);
+        self.parked = parked;
+        for (_, consumer) in due {
+            let reply = Reply::Records {
+                records: Vec::new(),
+                next: consumer.from,
+            };
+            self.reply(consumer.client, consumer.id, reply);
+        }
+        self.drain(now);
+    }
+
+    /// Moves Raft's outputs out, acting on those that concern clients, and
+    /// keeps the warm-up reading.
+    fn drain(&mut self, now: Instant) {
+        self.drain_raft(now);
+        if self.warmup.as_ref().is_some_and(|w| w.read.is_none()) {
+            self.warm(now);
+            self.drain_raft(now);
+        }
+    }
+
+    fn drain_raft(&mut self, now: Instant) {
+        while let Some(output) = self.raft.poll_output() {
+            match output {
+                RaftOutput::Read { id, result } => {
+                    if self.warmup.as_ref().is_some_and(|w| w.read == Some(id)) {
+                        self.on_warm_read(now, result);
+                    } else if let Some(consumer) = self.reads.remove(&id) {
+                        self.on_consumed(consumer, result);
+                    }
+                }
+                RaftOutput::Stamped { .. } | RaftOutput::Truncated { .. } => {
+                    match &mut self.warmup {
+                        Some(warmup) => warmup.events.push(output.clone()),
+                        None => self.learn(&output),
+                    }
+                    if let RaftOutput::Truncated { after } = output {
+                        self.lose_after(after);
+                    }
+                    self.outputs.push_back(Output::Raft(output));
+                }
+                RaftOutput::Committed { .. } => {
+                    self.answer_committed();
+                    self.unpark(now);
+                    self.outputs.push_back(Output::Raft(output));
+                }
+                other => self.outputs.push_back(Output::Raft(other)),
+            }
+        }
+    }
+
+    /// Produces waiting for entries after `after` are answered as lost.
+    fn lose_after(&mut self, after: LogIndex) {
+        for (_, waiters) in self.waiting.split_off(&after.next()) {
+            for waiter in waiters {
+                self.fail(waiter.client, waiter.id, ClientError::Lost);
+            }
+        }
+    }
+
+    /// Follows parked at an offset that is now committed are served.
+    fn unpark(&mut self, now: Instant) {
+        let end = self.raft.commit_offset();
+        let (ready, parked): (Vec<_>, Vec<_>) =
+            self.parked.drain(..).partition(|(_, c)| c.from < end);
+        self.parked = parked;
+        for (_, consumer) in ready {
+            self.consume(now, consumer, None);
+        }
+    }
+
+    /// The next effect, if any.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When `handle_timeout` is next due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let parked = self.parked.iter().map(|(deadline, _)| *deadline).min();
+        match (self.raft.poll_timeout(), parked) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Checks the node's invariants.
+    pub fn check_invariants(&self) {
+        self.raft.check_invariants();
+        self.producers.check_invariants();
+        let next = self.raft.log().next_index();
+        if let Some((&last, _)) = self.waiting.last_key_value() {
+            assert!(last < next, "produces wait only for entries the log holds");
+        }
+        if let Some((&first, _)) = self.waiting.first_key_value() {
+            assert!(
+                first > self.raft.commit(),
+                "committed produces are answered"
+            );
+        }
+        let end = self.raft.commit_offset();
+        assert!(
+            self.parked.iter().all(|(_, c)| c.from >= end),
+            "a follow parks only while nothing is committed at its offset"
+        );
+    }
+}

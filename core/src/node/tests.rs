@@ -1,0 +1,352 @@
+//! Client requests against a small cluster of nodes with an explicit clock:
+//! messages arrive at once, disks complete at once, and when nothing is in
+//! flight the clock moves to the earliest timer.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use bytes::Bytes;
+
+use crate::config::LogConfig;
+use crate::ids::{ClientId, NodeId, Offset, RequestId};
+use crate::log::entry::Stamp;
+use crate::log::machine::Log;
+use crate::node::machine::{ClientError, Node, Output, Reply, Request};
+use crate::raft::machine::{Output as RaftOutput, RaftConfig};
+use crate::raft::message::Envelope;
+use crate::raft::quorum::{Configuration, Voters};
+use crate::testing::{fire_earliest, MapDisk};
+use crate::time::{Duration, Instant};
+
+struct Cluster {
+    nodes: BTreeMap<NodeId, Node>,
+    disks: BTreeMap<NodeId, MapDisk>,
+    voters: Configuration,
+    now: Instant,
+    wire: VecDeque<(NodeId, Envelope)>,
+    replies: Vec<(NodeId, RequestId, Reply)>,
+    next_request: u64,
+}
+
+impl Cluster {
+    fn new(size: u64) -> Cluster {
+        let ids: Vec<u64> = (1..=size).collect();
+        let mut cluster = Cluster {
+            nodes: BTreeMap::new(),
+            disks: ids
+                .iter()
+                .map(|&id| (NodeId(id), MapDisk::default()))
+                .collect(),
+            voters: Configuration::simple(Voters::of(&ids)),
+            now: Instant::ZERO,
+            wire: VecDeque::new(),
+            replies: Vec::new(),
+            next_request: 1,
+        };
+        for id in ids {
+            cluster.start(NodeId(id));
+        }
+        cluster
+    }
+
+    fn start(&mut self, id: NodeId) {
+        let disk = &self.disks[&id];
+        let log = Log::new(LogConfig::default(), disk.recover(), self.now).expect("a log");
+        let recovered = disk.recover_state();
+        let node = Node::new(
+            id,
+            RaftConfig::default(),
+            self.voters.clone(),
+            recovered,
+            log,
+            id.get(),
+            self.now,
+        );
+        self.nodes.insert(id, node);
+    }
+
+    fn drain(&mut self) -> bool {
+        let mut busy = false;
+        let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
+        for id in ids {
+            while let Some(output) = self.nodes.get_mut(&id).expect("a node").poll_output() {
+                busy = true;
+                match output {
+                    Output::Raft(RaftOutput::Disk(request)) => {
+                        let outcome = self
+                            .disks
+                            .get_mut(&id)
+                            .expect("a disk")
+                            .perform(&request.op);
+                        let node = self.nodes.get_mut(&id).expect("a node");
+                        node.handle_disk(self.now, request.io, Ok(outcome));
+                    }
+                    Output::Raft(RaftOutput::Send(envelope)) => self.wire.push_back((id, envelope)),
+                    Output::Raft(RaftOutput::Stopped(error)) => panic!("no disk faults: {error}"),
+                    Output::Raft(_) => {}
+                    Output::Reply {
+                        id: request, reply, ..
+                    } => self.replies.push((id, request, reply)),
+                }
+            }
+        }
+        busy
+    }
+
+    fn step(&mut self) {
+        if self.drain() {
+            return;
+        }
+        if let Some((from, envelope)) = self.wire.pop_front() {
+            if let Some(node) = self.nodes.get_mut(&envelope.to) {
+                node.handle(self.now, from, envelope.message);
+            }
+            return;
+        }
+        self.now = fire_earliest(&mut self.nodes);
+    }
+
+    fn run_until(&mut self, done: impl Fn(&Cluster) -> bool) {
+        for _ in 0..100_000 {
+            if done(self) {
+                return;
+            }
+            self.step();
+        }
+        panic!("not done");
+    }
+
+    fn leader(&mut self) -> NodeId {
+        self.run_until(|c| {
+            let leaders: Vec<_> = c.nodes.values().filter(|n| n.raft().is_leader()).collect();
+            leaders.len() == 1
+                && leaders[0].raft().commit() >= leaders[0].raft().log().first_index()
+        });
+        *self
+            .nodes
+            .iter()
+            .find(|(_, n)| n.raft().is_leader())
+            .expect("a leader")
+            .0
+    }
+
+    /// Sends `request` to `to` and runs until it is answered.
+    fn ask(&mut self, to: NodeId, request: Request) -> Reply {
+        let id = RequestId(self.next_request);
+        self.next_request += 1;
+        let now = self.now;
+        self.nodes
+            .get_mut(&to)
+            .expect("a node")
+            .request(now, ClientId(1), id, request);
+        self.run_until(|c| c.replies.iter().any(|(_, r, _)| *r == id));
+        let position = self
+            .replies
+            .iter()
+            .position(|(_, r, _)| *r == id)
+            .expect("answered");
+        self.replies.remove(position).2
+    }
+}
+
+fn records(names: &[&str]) -> Vec<Bytes> {
+    names
+        .iter()
+        .map(|n| Bytes::copy_from_slice(n.as_bytes()))
+        .collect()
+}
+
+fn produce(names: &[&str], stamp: Option<(u64, u64)>) -> Request {
+    Request::Produce {
+        records: records(names),
+        stamp: stamp.map(|(producer, sequence)| Stamp { producer, sequence }),
+    }
+}
+
+fn consume(from: u64) -> Request {
+    Request::Consume {
+        from: Offset(from),
+        max_records: 100,
+        max_bytes: 1 << 20,
+    }
+}
+
+fn got(reply: Reply) -> Vec<(u64, String)> {
+    match reply {
+        Reply::Records { records, .. } => records
+            .into_iter()
+            .map(|(o, r)| (o.get(), String::from_utf8(r.to_vec()).expect("utf-8")))
+            .collect(),
+        other => panic!("expected records, got {other:?}"),
+    }
+}
+
+// Produce at the leader: offsets are dense across batches and leader
+// no-ops; a follower answers NotLeader with a hint; any node serves the
+// committed records.
+#[test]
+fn produce_then_consume_anywhere() {
+    let mut cluster = Cluster::new(3);
+    let leader = cluster.leader();
+    let follower = *cluster
+        .nodes
+        .keys()
+        .find(|&&id| id != leader)
+        .expect("a follower");
+    assert_eq!(
+        cluster.ask(leader, produce(&["a", "b"], None)),
+        Reply::Produced {
+            first: Offset(0),
+            count: 2
+        }
+    );
+    assert_eq!(
+        cluster.ask(leader, produce(&["c"], None)),
+        Reply::Produced {
+            first: Offset(2),
+            count: 1
+        }
+    );
+    assert_eq!(
+        cluster.ask(follower, produce(&["x"], None)),
+        Reply::Failed(ClientError::NotLeader {
+            leader: Some(leader)
+        })
+    );
+    cluster.run_until(|c| c.nodes[&follower].raft().commit_offset() == Offset(3));
+    let expected = vec![
+        (0, "a".to_owned()),
+        (1, "b".to_owned()),
+        (2, "c".to_owned()),
+    ];
+    assert_eq!(got(cluster.ask(follower, consume(0))), expected);
+    assert_eq!(got(cluster.ask(leader, consume(1))), expected[1..].to_vec());
+    assert_eq!(
+        got(cluster.ask(leader, consume(3))),
+        vec![],
+        "nothing past the end yet"
+    );
+    assert_eq!(
+        cluster.ask(leader, consume(4)),
+        Reply::Failed(ClientError::OutOfRange {
+            first: Offset(0),
+            next: Offset(3)
+        })
+    );
+    assert_eq!(
+        cluster.ask(follower, Request::WhoLeads),
+        Reply::Leader {
+            leader: Some(leader),
+            term: cluster.nodes[&leader].raft().term()
+        }
+    );
+}
+
+// A retried stamped batch is answered with where it landed, not stored
+// again; a gap in the sequence is refused; a restarted leader learns its
+// producers from its log before it takes stamped batches.
+#[test]
+fn stamped_batches_are_stored_once() {
+    let mut cluster = Cluster::new(1);
+    let node = cluster.leader();
+    let first = cluster.ask(node, produce(&["a", "b"], Some((9, 0))));
+    assert_eq!(
+        first,
+        Reply::Produced {
+            first: Offset(0),
+            count: 2
+        }
+    );
+    assert_eq!(
+        cluster.ask(node, produce(&["a", "b"], Some((9, 0)))),
+        first,
+        "a retry"
+    );
+    assert_eq!(
+        cluster.ask(node, produce(&["z"], Some((9, 2)))),
+        Reply::Failed(ClientError::OutOfOrder { expected: 1 })
+    );
+    assert_eq!(
+        cluster.ask(node, produce(&["c"], Some((9, 1)))),
+        Reply::Produced {
+            first: Offset(2),
+            count: 1
+        }
+    );
+    assert_eq!(
+        cluster.ask(node, produce(&["d"], Some((4, 0)))),
+        Reply::Produced {
+            first: Offset(3),
+            count: 1
+        },
+        "another producer"
+    );
+    cluster.start(node);
+    let node = cluster.leader();
+    cluster.run_until(|c| !c.nodes[&node].warming());
+    assert_eq!(
+        cluster.ask(node, produce(&["c"], Some((9, 1)))),
+        Reply::Produced {
+            first: Offset(2),
+            count: 1
+        },
+        "remembered across a restart"
+    );
+    assert_eq!(
+        got(cluster.ask(node, consume(0))),
+        vec![
+            (0, "a".to_owned()),
+            (1, "b".to_owned()),
+            (2, "c".to_owned()),
+            (3, "d".to_owned())
+        ]
+    );
+}
+
+// A follow at the end parks until a record commits, then answers with it;
+// a follow that hears nothing answers empty when its wait runs out.
+#[test]
+fn follow_waits_for_new_records() {
+    let mut cluster = Cluster::new(3);
+    let leader = cluster.leader();
+    let follower = *cluster
+        .nodes
+        .keys()
+        .find(|&&id| id != leader)
+        .expect("a follower");
+    let follow = Request::Follow {
+        from: Offset(0),
+        max_records: 10,
+        max_bytes: 1 << 20,
+        wait: Duration::from_secs(5),
+    };
+    let now = cluster.now;
+    cluster.nodes.get_mut(&follower).expect("a node").request(
+        now,
+        ClientId(2),
+        RequestId(1000),
+        follow,
+    );
+    cluster.drain();
+    assert!(cluster.replies.is_empty(), "parked");
+    cluster.ask(leader, produce(&["new"], None));
+    cluster.run_until(|c| c.replies.iter().any(|(_, r, _)| *r == RequestId(1000)));
+    let (_, _, reply) = cluster.replies.pop().expect("answered");
+    assert_eq!(got(reply), vec![(0, "new".to_owned())]);
+
+    let before = cluster.now;
+    let later = Request::Follow {
+        from: Offset(1),
+        max_records: 10,
+        max_bytes: 1 << 20,
+        wait: Duration::from_secs(5),
+    };
+    let reply = cluster.ask(follower, later);
+    assert_eq!(
+        reply,
+        Reply::Records {
+            records: vec![],
+            next: Offset(1)
+        }
+    );
+    assert!(cluster.now >= before + Duration::from_secs(5), "it waited");
+}
