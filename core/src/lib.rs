@@ -5,6 +5,7 @@
 //! values, and effects go out as data for a driver to perform.
 #![forbid(unsafe_code)]
 
+pub mod bugs;
 pub mod config;
 pub mod error;
 pub mod ids;

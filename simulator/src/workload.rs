@@ -485,6 +485,39 @@ impl Workload {
         Ok(())
     }
 
+    /// Leader completeness (Raft §5.4): a new leader's log holds every
+    /// entry committed so far (the last `COMMIT_CHECK_WINDOW` compared
+    /// term by term, where known without reading).
+    pub fn check_leader_complete(&self, raft: &Raft) -> Result<(), Failure> {
+        let Some((&last, _)) = self.committed.last_key_value() else {
+            return Ok(());
+        };
+        let id = raft.id();
+        let log = raft.log();
+        let fail = |what: String| {
+            Err(Failure {
+                checker: "leader completeness",
+                what,
+            })
+        };
+        if log.next_index() <= last {
+            return fail(format!(
+                "{id} leads {} with its log ending before committed {last}",
+                raft.term()
+            ));
+        }
+        let from = LogIndex(last.0.saturating_sub(COMMIT_CHECK_WINDOW)).max(log.first_index());
+        for (&index, &term) in self.committed.range(from..) {
+            if log.term(index).is_some_and(|held| held != term) {
+                return fail(format!(
+                    "{id} leads {} holding {index} of another term than committed {term}",
+                    raft.term()
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks what a consumer read from `node`, every record from its
     /// first retained offset up to its commit offset: offsets dense and in
     /// order, every acknowledged record at its offset with its bytes, no

@@ -28,6 +28,7 @@ use cairn_core::log::disk::{DiskRequest, FoundFile};
 use cairn_core::log::machine::Log;
 use cairn_core::log::recovery;
 use cairn_core::node::machine::{Node, Output as NodeOutput, Reply, Request};
+use cairn_core::raft::election::LastEntry;
 use cairn_core::raft::machine::{Output, Raft, RaftConfig, Role};
 use cairn_core::raft::message::{AppendResult, Envelope, Message};
 use cairn_core::raft::quorum::{Configuration, Voters};
@@ -119,8 +120,36 @@ pub struct WorldOptions {
 
 impl WorldOptions {
     /// The fault mix for `seed`: each seed draws its own size and its own
-    /// intensity of every fault (swarm testing).
+    /// intensity of every fault (swarm testing); one seed in eight is a
+    /// storm.
     pub fn swarm(seed: u64) -> WorldOptions {
+        let options = WorldOptions::drawn(seed);
+        let mut rng =
+            Rng::new(Rng::new(seed).child(Stream::World, CHILD_MIX)).stream(Stream::World);
+        if rng.random_range(0..8) == 0 {
+            return options.storm();
+        }
+        options
+    }
+
+    /// A storm: five voters, one entry per append message and a fault
+    /// every 150 ms on average — the mix in which a leader most often
+    /// inherits entries of earlier terms that a majority lacks, and in
+    /// which an unsafe commit (Raft's Figure 8) shows within a few dozen
+    /// seeds.
+    pub fn storm(self) -> WorldOptions {
+        WorldOptions {
+            nodes: 5,
+            fault_interval: Duration::from_millis(150),
+            raft: RaftConfig {
+                append_entries_max: 1,
+                ..self.raft
+            },
+            ..self
+        }
+    }
+
+    fn drawn(seed: u64) -> WorldOptions {
         let mut rng = Rng::new(seed).stream(Stream::World);
         let nodes = [1, 3, 3, 5, 5][rng.random_range(0..5)];
         let network = NetworkOptions {
@@ -135,7 +164,10 @@ impl WorldOptions {
             liveness: Duration::from_secs(10),
             network,
             fault_interval: Duration::from_millis(rng.random_range(100..1500)),
-            raft: RaftConfig::default(),
+            raft: RaftConfig {
+                append_entries_max: [1, 4, 64, 1024][rng.random_range(0..4)],
+                ..RaftConfig::default()
+            },
             log: {
                 let segment_bytes = [4096, 16 * 1024, 64 * 1024][rng.random_range(0..3)];
                 LogConfig {
@@ -201,6 +233,8 @@ pub struct World {
     network: Network<Wire>,
     next_fault: Instant,
     leaders: BTreeMap<Term, NodeId>,
+    /// Pre-votes granted to each node for each term it asked about.
+    pre_votes: BTreeMap<(NodeId, Term), std::collections::BTreeSet<NodeId>>,
     workload: Workload,
     hasher: fnv::FnvHasher,
     trace: Option<Vec<String>>,
@@ -212,6 +246,7 @@ pub struct World {
 const CHILD_NETWORK: u64 = 0;
 const CHILD_NODE: u64 = 1_000;
 const CHILD_DISK: u64 = 2_000;
+const CHILD_MIX: u64 = 4_000;
 
 impl World {
     /// A world for `seed`; with `trace`, every event is also kept as a line.
@@ -226,6 +261,7 @@ impl World {
             network: Network::new(root.child(Stream::World, CHILD_NETWORK), options.network),
             next_fault: Instant::ZERO + options.fault_interval,
             leaders: BTreeMap::new(),
+            pre_votes: BTreeMap::new(),
             workload: Workload::new(options.workload.clone(), seed, options.nodes),
             hasher: fnv::FnvHasher::default(),
             trace: trace.then(Vec::new),
@@ -432,6 +468,16 @@ impl World {
         let line = format!("recv {wire} from {from}");
         match wire {
             Wire::Raft(message) => {
+                if let Message::VoteReply {
+                    term,
+                    granted: true,
+                    pre_vote: true,
+                } = message
+                {
+                    if self.node_mut(to).is_some() {
+                        self.pre_votes.entry((to, term)).or_default().insert(from);
+                    }
+                }
                 if let Some(node) = self.node_mut(to) {
                     node.handle(now, from, message);
                     let line = format!("{line} {}", node.summary());
@@ -540,6 +586,7 @@ impl World {
             }
             Output::Send(envelope) => {
                 self.check_announced(position, &envelope)?;
+                self.check_pre_voted(id, &envelope.message)?;
                 let line = format!("send {} to {}", envelope.message, envelope.to);
                 self.record(id, &line);
                 self.network
@@ -547,6 +594,8 @@ impl World {
             }
             Output::BecameLeader { term } => {
                 self.record(id, &format!("leader {term}"));
+                let node = self.nodes[position].node.as_ref().expect("running");
+                self.workload.check_leader_complete(node.raft())?;
                 if let Some(&other) = self.leaders.get(&term).filter(|&&other| other != id) {
                     let what = format!("{other} and {id} both lead {term}");
                     return Err(Failure {
@@ -560,6 +609,9 @@ impl World {
             Output::Committed { index, .. } => {
                 let node = self.nodes[position].node.as_ref().expect("running");
                 self.workload.committed(node.raft(), index)?;
+                if node.raft().is_leader() {
+                    self.check_commit_safe(position, index)?;
+                }
             }
             Output::Stamped { .. } => {}
             Output::Truncated { after } => self.record(id, &format!("truncated after {after}")),
@@ -619,6 +671,83 @@ impl World {
             });
         }
         Ok(())
+    }
+
+    /// Raft §5.4: a leader commits an entry only once no node could be
+    /// elected without it. A node could win if a majority would find its
+    /// log (as it is, or as a crash would leave it) at least as up to date
+    /// as theirs after a crash; every such log must hold the entry. This
+    /// catches an unsafe commit when it happens, not only when a later
+    /// leader overwrites it (Figure 8).
+    fn check_commit_safe(
+        &mut self,
+        leader: usize,
+        index: cairn_core::ids::LogIndex,
+    ) -> Result<(), Failure> {
+        let raft = self.nodes[leader].node.as_ref().expect("running").raft();
+        let Some(term) = raft.log().term(index) else {
+            return Ok(());
+        };
+        let last = |log: &Log| LastEntry {
+            term: log.last_term(),
+            index: log.next_index().prev(),
+        };
+        for position in 0..self.nodes.len() {
+            self.durable_log(position);
+        }
+        let durable: Vec<LastEntry> = self
+            .nodes
+            .iter()
+            .map(|n| last(&n.durable.as_ref().expect("recovered").1))
+            .collect();
+        for node in &self.nodes {
+            let versions = [
+                node.node.as_ref().map(|n| n.raft().log()),
+                node.durable.as_ref().map(|(_, log)| log),
+            ];
+            for log in versions.into_iter().flatten() {
+                let candidate = last(log);
+                let voters = durable
+                    .iter()
+                    .filter(|v| candidate.at_least_as_up_to_date_as(v))
+                    .count();
+                let holds = index < log.first_index()
+                    || (index < log.next_index() && log.term(index).is_none_or(|t| t == term));
+                if voters * 2 > self.nodes.len() && !holds {
+                    return Err(Failure {
+                        checker: "commits are safe",
+                        what: format!(
+                            "{} committed {index} in {term}; {} could be elected without it (last {}/{})",
+                            self.nodes[leader].id, node.id, candidate.term, candidate.index
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Thesis §9.6: a node asks for votes in a term only after a majority
+    /// granted it a pre-vote for that term (itself included), so a node
+    /// cut off never raises its term and deposes no one when it returns.
+    fn check_pre_voted(&self, id: NodeId, message: &Message) -> Result<(), Failure> {
+        let Message::VoteRequest {
+            term,
+            pre_vote: false,
+            transfer: false,
+            ..
+        } = *message
+        else {
+            return Ok(());
+        };
+        let granted = self.pre_votes.get(&(id, term)).map_or(0, |g| g.len()) + 1;
+        if granted * 2 > self.nodes.len() {
+            return Ok(());
+        }
+        Err(Failure {
+            checker: "votes follow pre-votes",
+            what: format!("{id} asked for votes in {term} with {granted} pre-votes"),
+        })
     }
 
     /// RA2: nothing leaves a node before the term (and, for a granted vote,

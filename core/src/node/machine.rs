@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use bytes::Bytes;
 
+use crate::bugs::Bug;
 use crate::error::Error;
 use crate::ids::{ClientId, IoId, LogIndex, NodeId, Offset, ReadId, RequestId, Term};
 use crate::limits::{CLIENT_REQUESTS_MAX, READ_BYTES_MAX, READ_ENTRIES_MAX};
@@ -390,8 +391,16 @@ impl Node {
 
     /// Serves a consume (or a follow, with a deadline) from committed
     /// records; a follow at the commit offset parks.
+    /// The offset consumers are served up to: the commit offset.
+    fn served_end(&self) -> Offset {
+        if self.raft.config().has_bug(Bug::ServeUncommitted) {
+            return self.raft.log().next_offset();
+        }
+        self.raft.commit_offset()
+    }
+
     fn consume(&mut self, now: Instant, consumer: Consumer, deadline: Option<Instant>) {
-        let (first, end) = (self.raft.log().first_offset(), self.raft.commit_offset());
+        let (first, end) = (self.raft.log().first_offset(), self.served_end());
         if consumer.from < first || consumer.from > end {
             let error = ClientError::OutOfRange { first, next: end };
             return self.fail(consumer.client, consumer.id, error);
@@ -432,7 +441,7 @@ impl Node {
     }
 
     fn on_consumed(&mut self, consumer: Consumer, result: Result<ReadBatch, ReadError>) {
-        let end = self.raft.commit_offset();
+        let end = self.served_end();
         let batch = match result {
             Ok(batch) => batch,
             Err(ReadError::Gone) => {

@@ -9,6 +9,7 @@
 //! guess: an entry whose segment index is not resident makes the follower
 //! load it and drop the message, which the leader sends again.
 
+use crate::bugs::Bug;
 use crate::error::Error;
 use crate::ids::{LogIndex, NodeId, Offset, Term};
 use crate::log::entry::NewEntry;
@@ -60,7 +61,12 @@ impl Raft {
             term: self.term(),
             result: AppendResult::Stored { through },
         };
-        self.send(self.state.current(), through, to, reply);
+        let needs_log = if self.config.has_bug(Bug::AckBeforeSync) {
+            LogIndex(0)
+        } else {
+            through
+        };
+        self.send(self.state.current(), needs_log, to, reply);
     }
 
     /// An append from `from` (§5.3).

@@ -12,9 +12,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use crate::bugs::Bug;
 use crate::error::Error;
 use crate::ids::{LogIndex, NodeId, ReadId, Term};
-use crate::limits::{APPEND_MESSAGE_BYTES_MAX, APPEND_MESSAGE_ENTRIES_MAX, LEADER_CACHE_BYTES_MAX};
+use crate::limits::{APPEND_MESSAGE_BYTES_MAX, LEADER_CACHE_BYTES_MAX};
 use crate::log::entry::NewEntry;
 use crate::log::machine::{Appended, ReadBatch, ReadError, ReadFrom};
 use crate::raft::commit;
@@ -66,8 +67,8 @@ impl Leadership {
     }
 
     /// Entries from `next` on out of the cache, within one message's
-    /// bounds (at least one), and their bytes.
-    fn cached_from(&self, next: LogIndex) -> (Vec<NewEntry>, u64) {
+    /// bounds (at least one, at most `max`), and their bytes.
+    fn cached_from(&self, next: LogIndex, max: u32) -> (Vec<NewEntry>, u64) {
         let skip = (next.0 - self.cache_first.0) as usize;
         let mut bytes = 0u64;
         let mut entries = Vec::new();
@@ -75,7 +76,7 @@ impl Leadership {
             let len = entry.payload_len() as u64;
             if !entries.is_empty()
                 && (bytes + len > u64::from(APPEND_MESSAGE_BYTES_MAX)
-                    || entries.len() >= APPEND_MESSAGE_ENTRIES_MAX as usize)
+                    || entries.len() >= max as usize)
             {
                 break;
             }
@@ -121,9 +122,11 @@ impl Raft {
         self.leadership = Some(Leadership::new(self.other_voters(), last));
         self.outputs
             .push_back(Output::BecameLeader { term: self.term() });
-        if self
-            .append_as_leader(now, vec![NewEntry::noop(self.term())])
-            .is_err()
+        let noop = !self.config.has_bug(Bug::CommitPreviousTermByCounting);
+        if noop
+            && self
+                .append_as_leader(now, vec![NewEntry::noop(self.term())])
+                .is_err()
         {
             // The log has stopped and said so; the node stops.
             return;
@@ -131,6 +134,8 @@ impl Raft {
         self.on_heartbeat_timeout(now);
         self.timers
             .set(Timer::CheckQuorum, now + self.config.election_timeout_min);
+        // A single voter's own durable copy may be all it needs.
+        self.advance_commit();
     }
 
     /// Appends entries to the leader's log and starts replicating them.
@@ -192,7 +197,9 @@ impl Raft {
             let prev_term = self.log.term(prev);
             let (entries, bytes) = match prev_term {
                 Some(_) if next > last => (Vec::new(), 0),
-                Some(_) if next >= leadership.cache_first => leadership.cached_from(next),
+                Some(_) if next >= leadership.cache_first => {
+                    leadership.cached_from(next, self.config.append_entries_max)
+                }
                 _ => return self.read_for(to, next),
             };
             let prev_term = prev_term.expect("matched above");
@@ -261,7 +268,7 @@ impl Raft {
         let read = self.log.read(
             id,
             ReadFrom::Index(start),
-            APPEND_MESSAGE_ENTRIES_MAX + 1,
+            self.config.append_entries_max + 1,
             APPEND_MESSAGE_BYTES_MAX,
         );
         let leadership = self.leadership.as_mut().expect("leading");
@@ -320,6 +327,7 @@ impl Raft {
             // term is now known: read on from `next`.
             return self.replicate(now, to, false);
         }
+        let entries = &entries[..entries.len().min(self.config.append_entries_max as usize)];
         let bytes: u64 = entries.iter().map(|e| e.data.len() as u64).sum();
         let sent_last = prev.plus(entries.len() as u64);
         let entries: Vec<NewEntry> = entries.iter().map(NewEntry::from_stored).collect();
@@ -386,9 +394,13 @@ impl Raft {
             .collect();
         matched.insert(self.id, self.log.durable_index());
         let log = &self.log;
-        let commit = commit::advance(&self.voters, &matched, self.commit, self.term(), |index| {
-            log.term(index)
-        });
+        let commit = if self.config.has_bug(Bug::CommitPreviousTermByCounting) {
+            self.voters.committed(&matched).max(self.commit)
+        } else {
+            commit::advance(&self.voters, &matched, self.commit, self.term(), |index| {
+                log.term(index)
+            })
+        };
         self.commit_to(commit);
     }
 

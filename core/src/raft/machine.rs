@@ -32,6 +32,7 @@ use std::collections::{BTreeSet, VecDeque};
 
 use rand_chacha::ChaCha8Rng;
 
+use crate::bugs::Bug;
 use crate::error::Error;
 use crate::ids::{IoId, LogIndex, NodeId, Offset, ReadId, Term};
 use crate::log::disk::{DiskError, DiskOutcome, DiskRequest};
@@ -62,6 +63,25 @@ pub struct RaftConfig {
     pub election_timeout_max: Duration,
     /// How often a leader sends heartbeats.
     pub heartbeat_interval: Duration,
+    /// The most entries one append message carries (at most
+    /// `APPEND_MESSAGE_ENTRIES_MAX`).
+    pub append_entries_max: u32,
+    /// A known bug switched on (tests only).
+    #[cfg(feature = "inject-bugs")]
+    pub bug: Option<crate::bugs::Bug>,
+}
+
+impl RaftConfig {
+    /// Whether `bug` is switched on; always false without `inject-bugs`.
+    pub fn has_bug(&self, bug: crate::bugs::Bug) -> bool {
+        #[cfg(feature = "inject-bugs")]
+        return self.bug == Some(bug);
+        #[cfg(not(feature = "inject-bugs"))]
+        {
+            let _ = bug;
+            false
+        }
+    }
 }
 
 impl Default for RaftConfig {
@@ -70,6 +90,9 @@ impl Default for RaftConfig {
             election_timeout_min: Duration::from_millis(150),
             election_timeout_max: Duration::from_millis(300),
             heartbeat_interval: Duration::from_millis(50),
+            append_entries_max: crate::limits::APPEND_MESSAGE_ENTRIES_MAX,
+            #[cfg(feature = "inject-bugs")]
+            bug: None,
         }
     }
 }
@@ -216,6 +239,10 @@ impl Raft {
             config.heartbeat_interval < config.election_timeout_min,
             "heartbeats outpace elections"
         );
+        assert!(
+            (1..=crate::limits::APPEND_MESSAGE_ENTRIES_MAX).contains(&config.append_entries_max),
+            "an append message carries at least one entry, within the limit"
+        );
         // What the log retains was committed once (§7): the first retained
         // index minus one is the snapshot's end.
         let commit = log.first_index().prev();
@@ -280,6 +307,11 @@ impl Raft {
     /// The offset after the last committed record.
     pub fn commit_offset(&self) -> Offset {
         self.commit_offset
+    }
+
+    /// The timing (and, in tests, the bug switched on).
+    pub fn config(&self) -> &RaftConfig {
+        &self.config
     }
 
     /// The voters.
@@ -424,7 +456,12 @@ impl Raft {
             granted: decision.granted,
             pre_vote: request.pre_vote,
         };
-        self.send(decision.state, LogIndex(0), request.candidate, reply);
+        let needs = if self.config.has_bug(Bug::VoteBeforeSync) {
+            self.state.durable()
+        } else {
+            decision.state
+        };
+        self.send(needs, LogIndex(0), request.candidate, reply);
     }
 
     fn on_vote_reply(
@@ -514,7 +551,7 @@ impl Raft {
         self.role = Role::PreCandidate {
             granted: BTreeSet::from([self.id]),
         };
-        if self.voters.agrees(&BTreeSet::from([self.id])) {
+        if self.voters.agrees(&BTreeSet::from([self.id])) || self.config.has_bug(Bug::SkipPreVote) {
             return self.stand(now);
         }
         let term = self.term().next();
