@@ -7,6 +7,7 @@
 
 pub mod disk;
 pub mod network;
+pub mod script;
 pub mod storage;
 pub mod workload;
 pub mod world;

@@ -24,7 +24,7 @@ use std::hash::Hasher;
 use cairn_core::config::LogConfig;
 use cairn_core::ids::{ClientId, RequestId};
 use cairn_core::ids::{NodeId, Term};
-use cairn_core::log::disk::{DiskRequest, FoundFile};
+use cairn_core::log::disk::{DiskOp, DiskRequest, FoundFile};
 use cairn_core::log::machine::Log;
 use cairn_core::log::recovery;
 use cairn_core::node::machine::{Node, Output as NodeOutput, Reply, Request};
@@ -40,6 +40,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::disk::{DiskFaults, SimDisk};
 use crate::network::{Network, NetworkOptions};
+use crate::script::{at, on_election, Action, Step, When, Who};
 use crate::workload::{client_address, Workload, WorkloadOptions};
 
 /// What travels on the simulated network: Raft's messages between nodes,
@@ -116,6 +117,10 @@ pub struct WorldOptions {
     pub log: LogConfig,
     /// What the clients do.
     pub workload: WorkloadOptions,
+    /// Scripted faults instead of the seeded mix, if any.
+    pub script: Option<Vec<Step>>,
+    /// How every node's disk behaves in a crash.
+    pub disk: DiskFaults,
 }
 
 impl WorldOptions {
@@ -181,6 +186,53 @@ impl WorldOptions {
                 interval: Duration::from_millis([5, 20, 100][rng.random_range(0..3)]),
                 batch_max: [1, 4, 16][rng.random_range(0..3)],
             },
+            script: None,
+            disk: DiskFaults::default(),
+        }
+    }
+
+    /// Raft's Figure 8 on five nodes. The first leader and one follower
+    /// are cut off; the leader takes records the others never see, then
+    /// crashes. The majority side elects a leader, cut off the moment it
+    /// wins: its no-op, of a later term, reaches no one. The rest rejoin
+    /// without it, and a node holding the first leader's records wins: it
+    /// must commit them only together with an entry of its own term, since
+    /// the cut-off node, whose last entry is of a later term, could still
+    /// be elected by a majority that lacks that entry.
+    pub fn figure_8() -> WorldOptions {
+        let ms = Duration::from_millis;
+        let script = vec![
+            at(ms(500), Action::Partition(vec![Who::Leader, Who::Follower])),
+            at(ms(640), Action::Crash(Who::Leader)),
+            on_election(2, Action::Isolate(Who::Leader)),
+            at(ms(1_000), Action::Heal),
+            at(ms(1_000), Action::Isolate(Who::Elected(2))),
+            at(ms(1_000), Action::Restart(Who::Elected(1))),
+            at(ms(1_500), Action::Heal),
+        ];
+        let mut options = WorldOptions::scripted(5, ms(1_600), script);
+        options.workload.interval = ms(40);
+        options
+    }
+
+    /// A calm cluster of `nodes` running `script`: no loss, no reordering,
+    /// one producer sending one record every 100 ms, default timings.
+    pub fn scripted(nodes: u64, safety: Duration, script: Vec<Step>) -> WorldOptions {
+        WorldOptions {
+            nodes,
+            safety,
+            liveness: Duration::from_secs(5),
+            network: NetworkOptions::default(),
+            fault_interval: Duration::from_secs(3600),
+            raft: RaftConfig::default(),
+            log: LogConfig::default(),
+            workload: WorkloadOptions {
+                producers: 1,
+                interval: Duration::from_millis(100),
+                batch_max: 1,
+            },
+            script: Some(script),
+            disk: DiskFaults::default(),
         }
     }
 }
@@ -221,6 +273,8 @@ struct SimNode {
     durable: Option<(u64, Log)>,
     /// Whether its machine took an input since the last check.
     touched: bool,
+    /// Whether it loses power at its next write (a script's step).
+    crash_at_write: bool,
 }
 
 /// A scenario in progress.
@@ -233,6 +287,10 @@ pub struct World {
     network: Network<Wire>,
     next_fault: Instant,
     leaders: BTreeMap<Term, NodeId>,
+    /// The winner of every election so far, in order (for scripts).
+    elected: Vec<NodeId>,
+    /// Script steps not yet fired, in order.
+    script: std::collections::VecDeque<Step>,
     /// Pre-votes granted to each node for each term it asked about.
     pre_votes: BTreeMap<(NodeId, Term), std::collections::BTreeSet<NodeId>>,
     workload: Workload,
@@ -261,6 +319,8 @@ impl World {
             network: Network::new(root.child(Stream::World, CHILD_NETWORK), options.network),
             next_fault: Instant::ZERO + options.fault_interval,
             leaders: BTreeMap::new(),
+            elected: Vec::new(),
+            script: options.script.clone().unwrap_or_default().into(),
             pre_votes: BTreeMap::new(),
             workload: Workload::new(options.workload.clone(), seed, options.nodes),
             hasher: fnv::FnvHasher::default(),
@@ -271,7 +331,7 @@ impl World {
         for &id in &voters {
             let disk = SimDisk::new(
                 root.child(Stream::Disk, CHILD_DISK + id),
-                DiskFaults::default(),
+                world.options.disk,
             );
             world.nodes.push(SimNode {
                 id: NodeId(id),
@@ -281,6 +341,7 @@ impl World {
                 io: Default::default(),
                 durable: None,
                 touched: false,
+                crash_at_write: false,
             });
         }
         for position in 0..world.nodes.len() {
@@ -298,9 +359,10 @@ impl World {
         let node = &mut self.nodes[position];
         let found = node.disk.found_files();
         let recovered = state::recover(&found).expect("one copy of the state survives a crash");
-        let log = recovery::recover(&found)
-            .and_then(|files| Log::new(self.options.log.clone(), files, self.now))
-            .expect("a crash leaves a recoverable log");
+        let files = recovery::recover(&found).expect("a crash leaves a recoverable log");
+        let notes = files.notes.clone();
+        let log =
+            Log::new(self.options.log.clone(), files, self.now).expect("a recovered log starts");
         drop(found);
         let seed =
             Rng::new(self.seed).child(Stream::Raft, CHILD_NODE + node.id.0 * 64 + node.restarts);
@@ -313,7 +375,10 @@ impl World {
             seed,
             self.now,
         );
-        let line = format!("start {}", machine.summary());
+        let mut line = format!("start {}", machine.summary());
+        if !notes.is_empty() {
+            line.push_str(&format!(" recovery {notes:?}"));
+        }
         node.node = Some(machine);
         node.touched = true;
         let id = node.id;
@@ -387,7 +452,9 @@ impl World {
             .iter()
             .filter_map(|n| n.node.as_ref()?.poll_timeout())
             .min();
-        let fault = until.filter(|_| self.faulting()).map(|_| self.next_fault);
+        let fault = until
+            .filter(|_| self.faulting())
+            .and_then(|_| self.next_fault_at());
         let client = Some(self.workload.next_at());
         let disk = self
             .nodes
@@ -431,7 +498,113 @@ impl World {
             self.send_requests(next, sends);
         }
         self.drain()?;
+        while matches!(self.script.front(), Some(Step { when: When::Election(n), .. }) if *n as usize <= self.elected.len())
+        {
+            self.run_script_step();
+            self.drain()?;
+        }
         self.check()
+    }
+
+    /// When the next fault is due: the seeded mix's next, or the script's
+    /// next timed step (none while it waits for an election).
+    fn next_fault_at(&self) -> Option<Instant> {
+        if self.options.script.is_none() {
+            return Some(self.next_fault);
+        }
+        match self.script.front()?.when {
+            When::At(at) => Some((Instant::ZERO + at).max(self.now)),
+            When::Election(_) => None,
+        }
+    }
+
+    /// Resolves whom a script step means, now.
+    fn resolve(&self, who: Who) -> Option<usize> {
+        let running = |n: &&SimNode| n.node.is_some();
+        match who {
+            Who::Node(id) => self.nodes.iter().position(|n| n.id == id),
+            Who::Leader => self
+                .nodes
+                .iter()
+                .filter(running)
+                .filter(|n| n.node.as_ref().is_some_and(|m| m.raft().is_leader()))
+                .max_by_key(|n| n.node.as_ref().map(|m| m.raft().term()))
+                .and_then(|n| self.nodes.iter().position(|m| m.id == n.id)),
+            Who::Elected(n) => {
+                let id = *self.elected.get((n as usize).checked_sub(1)?)?;
+                self.nodes.iter().position(|m| m.id == id)
+            }
+            Who::Follower => {
+                let leader = self.resolve(Who::Leader).map(|p| self.nodes[p].id);
+                self.nodes
+                    .iter()
+                    .position(|n| n.node.is_some() && Some(n.id) != leader)
+            }
+        }
+    }
+
+    /// Fires the script's next step.
+    fn run_script_step(&mut self) {
+        let Some(step) = self.script.pop_front() else {
+            return;
+        };
+        let all: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
+        match step.action {
+            Action::Crash(who) => {
+                if let Some(position) = self.resolve(who).filter(|&p| self.nodes[p].node.is_some())
+                {
+                    self.crash(position);
+                }
+            }
+            Action::CrashBeforeSync(who) => {
+                if let Some(position) = self.resolve(who).filter(|&p| self.nodes[p].node.is_some())
+                {
+                    self.nodes[position].crash_at_write = true;
+                }
+            }
+            Action::Restart(who) => {
+                if let Some(position) = self.resolve(who).filter(|&p| self.nodes[p].node.is_none())
+                {
+                    self.start(position);
+                }
+            }
+            Action::Isolate(who) => {
+                if let Some(position) = self.resolve(who) {
+                    let id = self.nodes[position].id;
+                    self.network.isolate(id, &all);
+                    self.record(id, "isolated");
+                }
+            }
+            Action::Partition(side) => {
+                let left: Vec<NodeId> = side
+                    .iter()
+                    .filter_map(|&who| self.resolve(who))
+                    .map(|p| self.nodes[p].id)
+                    .collect();
+                let right: Vec<NodeId> = all
+                    .iter()
+                    .copied()
+                    .filter(|id| !left.contains(id))
+                    .collect();
+                self.network.partition(&left, &right);
+                self.record(NodeId(0), &format!("partition {left:?} from {right:?}"));
+            }
+            Action::Heal => {
+                self.network.heal();
+                self.record(NodeId(0), "network healed");
+            }
+        }
+    }
+
+    /// Power loss at the node at `position`.
+    fn crash(&mut self, position: usize) {
+        let node = &mut self.nodes[position];
+        node.node = None;
+        node.io.clear(); // Operations not yet performed never happen.
+        let report = node.disk.crash();
+        node.restarts += 1;
+        let id = node.id;
+        self.record(id, &format!("crash {report:?}"));
     }
 
     fn faulting(&self) -> bool {
@@ -569,6 +742,21 @@ impl World {
             }
         };
         match output {
+            Output::Disk(request) if self.nodes[position].crash_at_write => {
+                let write = matches!(request.op, DiskOp::Write { .. });
+                let node = &mut self.nodes[position];
+                node.io.push_back((self.now, request));
+                if write {
+                    for (_, request) in std::mem::take(&mut node.io) {
+                        if !matches!(request.op, DiskOp::Sync { .. } | DiskOp::SyncDir) {
+                            // Not reported: the node is losing power.
+                            let _ = node.disk.perform(&request.op);
+                        }
+                    }
+                    node.crash_at_write = false;
+                    self.crash(position);
+                }
+            }
             Output::Disk(request) => {
                 // Operations take time, in order: a sync is slow, the rest
                 // quick. Until one completes, it has not happened.
@@ -593,6 +781,7 @@ impl World {
                     .send(self.now, id, envelope.to, Wire::Raft(envelope.message));
             }
             Output::BecameLeader { term } => {
+                self.elected.push(id);
                 self.record(id, &format!("leader {term}"));
                 let node = self.nodes[position].node.as_ref().expect("running");
                 self.workload.check_leader_complete(node.raft())?;
@@ -819,6 +1008,9 @@ impl World {
     /// One fault, drawn from the seed: crash a node, restart one, cut or
     /// heal the network.
     fn inject_fault(&mut self) {
+        if self.options.script.is_some() {
+            return self.run_script_step();
+        }
         let interval = self.options.fault_interval.as_nanos();
         self.next_fault =
             self.now + Duration::from_nanos(self.rng.random_range(interval / 2..interval * 3 / 2));
@@ -827,14 +1019,7 @@ impl World {
         let all: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
         let other = all[self.rng.random_range(0..all.len())];
         match self.rng.random_range(0..7) {
-            0 if self.nodes[position].node.is_some() => {
-                let node = &mut self.nodes[position];
-                node.node = None;
-                node.io.clear(); // Operations not yet performed never happen.
-                node.disk.crash();
-                node.restarts += 1;
-                self.record(id, "crash");
-            }
+            0 if self.nodes[position].node.is_some() => self.crash(position),
             1 if self.nodes[position].node.is_none() => {
                 self.start(position);
             }

@@ -101,6 +101,24 @@ impl Raft {
             entries.drain(..skip);
             prev_index = before_first;
         }
+        // Damaged entries (a crash tore one write and kept a later one)
+        // were never acknowledged — their sync never completed — and are
+        // never served: the leader is sent back to the first of them, and
+        // its entries replace them and everything after.
+        let damaged = self.log.damaged().next().map(|d| d.first);
+        if let Some(first) = damaged.filter(|&first| first <= prev_index) {
+            let reply = Message::AppendReply {
+                term: self.term(),
+                result: AppendResult::Refused {
+                    prev: prev_index,
+                    hint: Refusal {
+                        conflict_term: None,
+                        conflict_index: first,
+                    },
+                },
+            };
+            return self.send(self.state.current(), LogIndex(0), from, reply);
+        }
         // Every term the decision reads must be known, not guessed.
         let last = self.log.next_index().prev();
         let checked_end = prev_index.plus(entries.len() as u64).min(last);

@@ -131,7 +131,13 @@ impl Raft {
             // The log has stopped and said so; the node stops.
             return;
         }
-        self.on_heartbeat_timeout(now);
+        // The no-op went out as each follower's first probe; without one,
+        // an empty append announces the leader.
+        for to in self.followers() {
+            self.replicate(now, to, true);
+        }
+        self.timers
+            .set(Timer::Heartbeat, now + self.config.heartbeat_interval);
         self.timers
             .set(Timer::CheckQuorum, now + self.config.election_timeout_min);
         // A single voter's own durable copy may be all it needs.

@@ -6,8 +6,10 @@
 //! heartbeat until the leader finds where the logs agree), or replicated to
 //! (messages sent back to back, optimistically advancing `next`, within a
 //! window of messages and bytes), or waiting for a snapshot. Owns those
-//! transitions as pure functions. It must never move `matched` backwards,
-//! never let `next` fall to or below `matched`, and never exceed the window.
+//! transitions as pure functions. It must never move `matched` backwards
+//! except on the follower's word that its disk lost entries it had
+//! acknowledged, never let `next` fall to or below `matched`, and never
+//! exceed the window.
 
 use std::collections::VecDeque;
 
@@ -131,13 +133,19 @@ impl Progress {
     /// Takes in a refusal of a message whose previous entry was
     /// `refused_prev`, with `retry` the next index to try
     /// (`replication::next_after_refusal`). A refusal older than what the
-    /// follower has since acknowledged changes nothing.
+    /// follower has since acknowledged changes nothing. A current refusal
+    /// sending the leader back to or before `matched` means the follower
+    /// no longer holds entries it acknowledged (its disk damaged them): it
+    /// matches only up to there now.
     pub fn refused(&mut self, refused_prev: LogIndex, retry: LogIndex) {
         self.answered = true;
         if refused_prev < self.matched || matches!(self.mode, Mode::Snapshot { .. }) {
             return;
         }
-        self.next = retry.max(self.matched.next());
+        if retry <= self.matched {
+            self.matched = retry.prev();
+        }
+        self.next = retry;
         self.mode = Mode::Probe { sent: false };
         self.clear_inflight();
     }
@@ -308,10 +316,10 @@ mod tests {
                 true,
             ),
             (
-                "a refusal never backs off past matched",
+                "a follower that lost acknowledged entries matches less",
                 vec![Acked(10), Sent(12, 1), Refused(11, 3)],
-                10,
-                11,
+                2,
+                3,
                 probe(false),
                 true,
             ),

@@ -278,6 +278,26 @@ fn a_rejoining_node_does_not_depose_the_leader() {
     }
 }
 
+impl Cluster {
+    /// The lowest-numbered node other than `leader`.
+    fn follower_of(&self, leader: NodeId) -> NodeId {
+        *self
+            .nodes
+            .keys()
+            .find(|&&id| id != leader)
+            .expect("a follower")
+    }
+
+    /// Proposes `batches` batches of `records` records at `leader` and runs
+    /// until every node holds and has committed them.
+    fn replicate(&mut self, leader: NodeId, batches: usize, records: usize) {
+        for _ in 0..batches {
+            self.propose(leader, records);
+        }
+        self.run_until(100_000, |c| c.converged(leader));
+    }
+}
+
 /// Runs until a leader is elected that every other node follows; returns it.
 fn elect(cluster: &mut Cluster) -> NodeId {
     cluster.run_until(20_000, |c| c.leader().is_some_and(|l| c.followers_agree(l)));
@@ -404,15 +424,8 @@ fn a_follower_behind_retention_gets_a_snapshot() {
 fn a_restarted_follower_keeps_its_log() {
     let mut cluster = Cluster::new(3, 3);
     let leader = elect(&mut cluster);
-    for _ in 0..10 {
-        cluster.propose(leader, 2);
-    }
-    cluster.run_until(100_000, |c| c.converged(leader));
-    let follower = *cluster
-        .nodes
-        .keys()
-        .find(|&&id| id != leader)
-        .expect("a follower");
+    cluster.replicate(leader, 10, 2);
+    let follower = cluster.follower_of(leader);
     let (term, next) = {
         let node = &cluster.nodes[&follower];
         (node.term(), node.log().next_index())
@@ -420,6 +433,35 @@ fn a_restarted_follower_keeps_its_log() {
     cluster.start(follower);
     let node = &cluster.nodes[&follower];
     assert_eq!((node.term(), node.log().next_index()), (term, next));
+    cluster.replicate(leader, 1, 1);
+}
+
+// A follower whose log holds a damaged entry (bytes that fail their
+// checksum, with valid entries after them) sends the leader back to it and
+// takes the leader's entries in its place; it never serves the damage.
+#[test]
+fn a_damaged_entry_on_a_follower_is_replaced() {
+    let mut cluster = Cluster::new(3, 4);
+    let leader = elect(&mut cluster);
+    cluster.replicate(leader, 10, 3);
+    let follower = cluster.follower_of(leader);
+    // Flip a byte in the middle of the follower's store (past its header).
+    let disk = cluster.disks.get_mut(&follower).expect("a disk");
+    let (_, store) = disk
+        .files
+        .iter_mut()
+        .find(|(file, _)| file.to_string().ends_with(".store"))
+        .expect("a store");
+    let middle = store.len() / 2;
+    store[middle] ^= 0x40;
+    cluster.start(follower);
+    assert!(
+        cluster.nodes[&follower].log().damaged().next().is_some(),
+        "recovery found the damage"
+    );
     cluster.propose(leader, 1);
     cluster.run_until(100_000, |c| c.converged(leader));
+    let node = &cluster.nodes[&follower];
+    assert_eq!(node.log().damaged().count(), 0, "the damage was replaced");
+    assert_eq!(node.commit_offset(), Offset(31));
 }
