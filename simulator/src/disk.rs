@@ -195,8 +195,20 @@ impl SimDisk {
         if fail {
             return Err(DiskError::Io);
         }
-        inode.durable = inode.current.clone();
-        inode.unsynced.clear();
+        // The durable content plus the changes since is the current content:
+        // applying them costs what they wrote, not what the file holds.
+        for change in std::mem::take(&mut inode.unsynced) {
+            match change {
+                Change::Write { position, bytes } => {
+                    apply_write(&mut inode.durable, position, &bytes)
+                }
+                Change::Truncate { len } => inode.durable.resize(len as usize, 0),
+            }
+        }
+        debug_assert_eq!(
+            inode.durable, inode.current,
+            "a sync makes the file durable as it is"
+        );
         self.stats.syncs += 1;
         self.durable_version += 1;
         Ok(DiskOutcome::Done)
@@ -246,7 +258,8 @@ impl SimDisk {
         self.names = self.durable_names.clone();
         let live: Vec<u64> = self.names.values().copied().collect();
         self.inodes.retain(|inode, _| live.contains(inode));
-        for inode in self.inodes.values_mut() {
+        // A file without unsynced changes is already as the crash leaves it.
+        for inode in self.inodes.values_mut().filter(|i| !i.unsynced.is_empty()) {
             let mut content = inode.durable.clone();
             for change in std::mem::take(&mut inode.unsynced) {
                 survive(
@@ -324,19 +337,20 @@ impl SimDisk {
     /// Every durably named file with only its durable content: what a crash
     /// that lost every unsynced change would leave. Checkers read this to
     /// know what a node may announce.
-    pub fn durable_files(&self) -> Vec<(String, Vec<u8>)> {
+    pub fn durable_files(&self) -> Vec<FoundFile<'_>> {
         self.durable_names
             .iter()
-            .map(|(name, inode)| {
-                (
-                    name.clone(),
-                    self.inodes
-                        .get(inode)
-                        .map(|i| i.durable.clone())
-                        .unwrap_or_default(),
-                )
+            .map(|(name, inode)| FoundFile {
+                name,
+                bytes: self.inodes.get(inode).map_or(&[][..], |i| &i.durable[..]),
             })
             .collect()
+    }
+
+    /// One file's durable content, if its name is durable.
+    pub fn durable_file(&self, name: &str) -> Option<&[u8]> {
+        let inode = self.durable_names.get(name)?;
+        Some(self.inodes.get(inode).map_or(&[][..], |i| &i.durable[..]))
     }
 
     /// Plants a file, durable at once, name included (for staging damage or
@@ -371,6 +385,38 @@ impl SimDisk {
         let inode = self.inode_mut(name).expect("truncate an existing file");
         inode.current.truncate(len as usize);
         inode.durable.truncate(len as usize);
+    }
+
+    /// Whether the first `end` bytes of `file` would survive a crash as they
+    /// are now: its name is durable, its durable content is that long, and
+    /// no change since its last sync touches them.
+    pub fn durable_through(&self, file: FileId, end: u64) -> bool {
+        let name = file.to_string();
+        let Some(inode) = self.names.get(&name) else {
+            return false;
+        };
+        if self.durable_names.get(&name) != Some(inode) {
+            return false;
+        }
+        let inode = &self.inodes[inode];
+        inode.durable.len() as u64 >= end
+            && inode.unsynced.iter().all(|change| match change {
+                Change::Write { position, .. } => *position >= end,
+                Change::Truncate { len } => *len >= end,
+            })
+    }
+
+    /// Whether what a crash would leave is a prefix of what is there now:
+    /// the directory is as last synced, and no file was cut since its last
+    /// sync (a crash could bring cut bytes back).
+    pub fn durable_is_prefix(&self) -> bool {
+        self.names == self.durable_names
+            && self.inodes.values().all(|inode| {
+                inode
+                    .unsynced
+                    .iter()
+                    .all(|change| matches!(change, Change::Write { .. }))
+            })
     }
 
     /// A number that changes whenever what a crash would leave changes (a

@@ -5,6 +5,9 @@
 //! (exit 1 on failure). `cairn-sim sweep --seeds N [--start S]` runs N seeds
 //! with a progress bar, prints every failing seed with the command that
 //! replays it, and ends with `N passed, M failed` (exit 1 if any failed).
+//! `cairn-sim bench` measures the simulator itself and how fast the
+//! simulated cluster fails over; its last line is
+//! `sim_speedup=<x> seeds_per_min=<n> failover_p99_ms=<ms> election_timeout_max_ms=<ms>`.
 #![allow(clippy::print_stdout, reason = "a command-line tool reports on stdout")]
 
 use std::io::Write as _;
@@ -42,13 +45,108 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         start: u64,
     },
+    /// Measure the simulator's speed and the cluster's failover time.
+    Bench {
+        /// Seeds of the bench scenario (a simulated minute each).
+        #[arg(long, default_value_t = 20)]
+        seeds: u64,
+        /// Seeds of the default sweep to time.
+        #[arg(long, default_value_t = 200)]
+        sweep_seeds: u64,
+    },
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Run { seed, trace } => run(seed, trace),
         Command::Sweep { seeds, start } => sweep(seeds, start),
+        Command::Bench { seeds, sweep_seeds } => bench(seeds, sweep_seeds),
     }
+}
+
+/// Wall-clock time, for measuring the simulator from outside: nothing
+/// measured here reaches a world.
+#[allow(
+    clippy::disallowed_methods,
+    clippy::disallowed_types,
+    reason = "the bench times the simulator"
+)]
+fn wall<T>(f: impl FnOnce() -> T) -> (T, f64) {
+    let start = std::time::Instant::now();
+    let value = f();
+    (value, start.elapsed().as_secs_f64())
+}
+
+fn bar(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    let template = format!("[{{bar:40}}] {{pos}}/{{len}} {what} {{elapsed}}");
+    bar.set_style(ProgressStyle::with_template(&template).expect("a valid template"));
+    bar
+}
+
+fn bench(seeds: u64, sweep_seeds: u64) -> ExitCode {
+    use cairn_sim::world::{World, WorldOptions};
+    let options = WorldOptions::bench();
+    let election_timeout_max_ms = options.raft.election_timeout_max.as_nanos() / 1_000_000;
+    let progress = bar(seeds, "bench seeds");
+    let (mut simulated, mut walled, mut events) = (0f64, 0f64, 0u64);
+    let mut failovers = Vec::new();
+    for seed in 0..seeds {
+        let ((report, _), seconds) = wall(|| World::new(seed, options.clone(), false).run());
+        if let Err(failure) = &report.result {
+            progress.suspend(|| {
+                println!(
+                    "bench seed {seed} FAILED {}: {}",
+                    failure.checker, failure.what
+                )
+            });
+            return ExitCode::FAILURE;
+        }
+        simulated += report.end.as_nanos() as f64 / 1e9;
+        walled += seconds;
+        events += report.events;
+        failovers.extend(report.failovers.iter().map(|d| d.as_nanos() as f64 / 1e6));
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    failovers.sort_by(f64::total_cmp);
+    let quantile = |q: f64| {
+        let rank = ((failovers.len() as f64 * q).ceil() as usize).clamp(1, failovers.len().max(1));
+        failovers.get(rank - 1).copied().unwrap_or(f64::NAN)
+    };
+    let progress = bar(sweep_seeds, "sweep seeds");
+    let (_, sweep_seconds) = wall(|| {
+        for seed in 0..sweep_seeds {
+            let _ = run_seed(seed, false);
+            progress.inc(1);
+        }
+    });
+    progress.finish_and_clear();
+    let speedup = simulated / walled;
+    let seeds_per_min = sweep_seeds as f64 / sweep_seconds * 60.0;
+    println!(
+        "bench scenario: 5 voters, 1% loss, ~100 records of 1 KiB/s, leader crashed every 5 s"
+    );
+    println!("  seeds                 {seeds}");
+    println!("  simulated             {simulated:.1} s in {walled:.2} s of wall time");
+    println!("  sim speedup           {speedup:.0}x (simulated s per wall s)");
+    println!(
+        "  events                {:.0} per wall s",
+        events as f64 / walled
+    );
+    println!(
+        "  failover              {} leader crashes: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms (simulated)",
+        failovers.len(),
+        quantile(0.5),
+        quantile(0.99),
+        failovers.last().copied().unwrap_or(f64::NAN)
+    );
+    println!("default sweep: {sweep_seeds} seeds in {sweep_seconds:.1} s");
+    println!(
+        "sim_speedup={speedup:.0} seeds_per_min={seeds_per_min:.0} failover_p99_ms={:.0} election_timeout_max_ms={election_timeout_max_ms}",
+        quantile(0.99)
+    );
+    ExitCode::SUCCESS
 }
 
 fn run(seed: u64, trace: bool) -> ExitCode {
@@ -80,11 +178,7 @@ fn run(seed: u64, trace: bool) -> ExitCode {
 }
 
 fn sweep(seeds: u64, start: u64) -> ExitCode {
-    let bar = ProgressBar::new(seeds);
-    bar.set_style(
-        ProgressStyle::with_template("[{bar:40}] {pos}/{len} seeds {elapsed}")
-            .expect("a valid template"),
-    );
+    let bar = bar(seeds, "seeds");
     let mut failed = 0u64;
     for seed in start..start.saturating_add(seeds) {
         let (report, _) = run_seed(seed, false);

@@ -49,6 +49,8 @@ pub enum Action {
     Partition(Vec<Who>),
     /// Every link works again.
     Heal,
+    /// Every crashed node starts again.
+    RestartAll,
 }
 
 /// One step of a script.

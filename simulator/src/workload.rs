@@ -34,6 +34,8 @@ pub struct WorkloadOptions {
     pub interval: Duration,
     /// The most records in one batch.
     pub batch_max: usize,
+    /// Each record's size: its unique name, padded to this many bytes.
+    pub record_bytes: usize,
 }
 
 /// The network address of client `n`: clients are peers on the network,
@@ -46,7 +48,7 @@ pub fn client_address(n: u64) -> NodeId {
 pub const CLIENT_ADDRESSES: u64 = 1_000;
 
 /// How long a client waits for an answer before asking another node.
-const REQUEST_TIMEOUT: Duration = Duration::from_millis(300);
+const REQUEST_TIMEOUT: Duration = Duration::from_millis(100);
 /// How long a client waits before retrying after a refusal.
 const BACKOFF: Duration = Duration::from_millis(30);
 /// How long a follow may park at a node.
@@ -251,8 +253,12 @@ impl Workload {
             let producer = &self.producers[position];
             let records: Vec<Bytes> = (0..count)
                 .map(|i| {
-                    let name =
-                        format!("s{}-p{}-b{}-r{i}", self.seed, producer.n, producer.sequence);
+                    let mut name =
+                        format!("s{}-p{}-b{}-r{i}", self.seed, producer.n, producer.sequence)
+                            .into_bytes();
+                    if name.len() < self.options.record_bytes {
+                        name.resize(self.options.record_bytes, b'.');
+                    }
                     Bytes::from(name)
                 })
                 .collect();

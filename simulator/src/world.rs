@@ -23,8 +23,8 @@ use std::hash::Hasher;
 
 use cairn_core::config::LogConfig;
 use cairn_core::ids::{ClientId, RequestId};
-use cairn_core::ids::{NodeId, Term};
-use cairn_core::log::disk::{DiskOp, DiskRequest, FoundFile};
+use cairn_core::ids::{LogIndex, NodeId, Term};
+use cairn_core::log::disk::{DiskOp, DiskRequest, FileId, FoundFile};
 use cairn_core::log::machine::Log;
 use cairn_core::log::recovery;
 use cairn_core::node::machine::{Node, Output as NodeOutput, Reply, Request};
@@ -185,10 +185,33 @@ impl WorldOptions {
                 producers: rng.random_range(1..=4),
                 interval: Duration::from_millis([5, 20, 100][rng.random_range(0..3)]),
                 batch_max: [1, 4, 16][rng.random_range(0..3)],
+                record_bytes: 0,
             },
             script: None,
             disk: DiskFaults::default(),
         }
+    }
+
+    /// The bench's scenario: five voters on a network losing 1% of
+    /// packets, clients producing about 100 records of 1 KiB a second, and
+    /// the leader crashing every 5 s, restarted 2 s later, for a minute.
+    pub fn bench() -> WorldOptions {
+        let s = Duration::from_secs;
+        let ms = Duration::from_millis;
+        let mut script = Vec::new();
+        for k in 0..12 {
+            script.push(at(s(5 * k + 3), Action::Crash(Who::Leader)));
+            script.push(at(s(5 * k + 5), Action::RestartAll));
+        }
+        let mut options = WorldOptions::scripted(5, s(60), script);
+        options.network.loss_ratio = 0.01;
+        options.workload = WorkloadOptions {
+            producers: 1,
+            interval: ms(100),
+            batch_max: 19,
+            record_bytes: 1024,
+        };
+        options
     }
 
     /// Raft's Figure 8 on five nodes. The first leader and one follower
@@ -230,6 +253,7 @@ impl WorldOptions {
                 producers: 1,
                 interval: Duration::from_millis(100),
                 batch_max: 1,
+                record_bytes: 0,
             },
             script: Some(script),
             disk: DiskFaults::default(),
@@ -259,6 +283,9 @@ pub struct Report {
     pub end: Instant,
     /// `Ok` or the first failure.
     pub result: Result<(), Failure>,
+    /// For each crash of a leader: the time until a leader of a later term
+    /// committed a record past what the crashed leader had committed.
+    pub failovers: Vec<Duration>,
 }
 
 struct SimNode {
@@ -287,6 +314,10 @@ pub struct World {
     network: Network<Wire>,
     next_fault: Instant,
     leaders: BTreeMap<Term, NodeId>,
+    /// A leader's crash not yet followed by a new leader's commit: when,
+    /// its term, and its commit offset.
+    failover: Option<(Instant, Term, cairn_core::ids::Offset)>,
+    failovers: Vec<Duration>,
     /// The winner of every election so far, in order (for scripts).
     elected: Vec<NodeId>,
     /// Script steps not yet fired, in order.
@@ -320,6 +351,8 @@ impl World {
             next_fault: Instant::ZERO + options.fault_interval,
             leaders: BTreeMap::new(),
             elected: Vec::new(),
+            failover: None,
+            failovers: Vec::new(),
             script: options.script.clone().unwrap_or_default().into(),
             pre_votes: BTreeMap::new(),
             workload: Workload::new(options.workload.clone(), seed, options.nodes),
@@ -417,6 +450,7 @@ impl World {
             events: self.events,
             end: self.now,
             result,
+            failovers: self.failovers,
         };
         (report, self.trace.unwrap_or_default())
     }
@@ -593,11 +627,23 @@ impl World {
                 self.network.heal();
                 self.record(NodeId(0), "network healed");
             }
+            Action::RestartAll => {
+                for position in 0..self.nodes.len() {
+                    if self.nodes[position].node.is_none() {
+                        self.start(position);
+                    }
+                }
+            }
         }
     }
 
     /// Power loss at the node at `position`.
     fn crash(&mut self, position: usize) {
+        let raft = self.nodes[position].node.as_ref().map(Node::raft);
+        if let Some(raft) = raft.filter(|r| r.is_leader()) {
+            let crashed = (self.now, raft.term(), raft.commit_offset());
+            self.failover.get_or_insert(crashed);
+        }
         let node = &mut self.nodes[position];
         node.node = None;
         node.io.clear(); // Operations not yet performed never happen.
@@ -799,6 +845,13 @@ impl World {
                 let node = self.nodes[position].node.as_ref().expect("running");
                 self.workload.committed(node.raft(), index)?;
                 if node.raft().is_leader() {
+                    let (term, offset) = (node.raft().term(), node.raft().commit_offset());
+                    if let Some((at, crashed_term, crashed_offset)) = self.failover {
+                        if term > crashed_term && offset > crashed_offset {
+                            self.failovers.push(self.now.saturating_since(at));
+                            self.failover = None;
+                        }
+                    }
                     self.check_commit_safe(position, index)?;
                 }
             }
@@ -824,17 +877,73 @@ impl World {
         let node = &mut self.nodes[position];
         let version = node.disk.durable_version();
         if node.durable.as_ref().is_none_or(|(v, _)| *v != version) {
-            let files = node.disk.durable_files();
-            let found: Vec<FoundFile<'_>> = files
-                .iter()
-                .map(|(name, bytes)| FoundFile { name, bytes })
-                .collect();
+            let found = node.disk.durable_files();
             let log = recovery::recover(&found)
                 .and_then(|files| Log::new(self.options.log.clone(), files, self.now))
                 .expect("a crash leaves a recoverable log");
             node.durable = Some((version, log));
         }
         &node.durable.as_ref().expect("just set").1
+    }
+
+    /// The last entry a crash would leave in the node's log now, and
+    /// whether that log would hold `index` in `term`. While what a crash
+    /// would leave is a prefix of the running node's log, this asks the
+    /// disk which of its frames are durable (a binary search); otherwise
+    /// it recovers the durable files.
+    fn durable_last(&mut self, position: usize, index: LogIndex, term: Term) -> (LastEntry, bool) {
+        let node = &self.nodes[position];
+        if let Some(machine) = node.node.as_ref().filter(|_| node.disk.durable_is_prefix()) {
+            let log = machine.raft().log();
+            let durable = |i: LogIndex| match log.frame_end(i) {
+                Some((file, end)) => node.disk.durable_through(file, end),
+                None => true, // A sealed segment, synced when it was sealed.
+            };
+            let (mut low, mut high) = (log.first_index().prev(), log.next_index().prev());
+            while low < high {
+                let middle = LogIndex(low.0 + (high.0 - low.0).div_ceil(2));
+                if durable(middle) {
+                    low = middle;
+                } else {
+                    high = middle.prev();
+                }
+            }
+            if let Some(last_term) = log.term(low) {
+                let last = LastEntry {
+                    term: last_term,
+                    index: low,
+                };
+                return (last, holds_entry(log, low, index, term));
+            }
+        }
+        let log = self.durable_log(position);
+        let last = LastEntry {
+            term: log.last_term(),
+            index: log.next_index().prev(),
+        };
+        (last, holds_entry(log, last.index, index, term))
+    }
+
+    /// Whether a crash now would leave the record at `offset` in the node's
+    /// log (or leave it retained away, after it was committed).
+    fn durable_holds_offset(&mut self, position: usize, offset: cairn_core::ids::Offset) -> bool {
+        let node = &self.nodes[position];
+        if let Some(machine) = node.node.as_ref().filter(|_| node.disk.durable_is_prefix()) {
+            let log = machine.raft().log();
+            if offset >= log.next_offset() {
+                return false;
+            }
+            if offset < log.first_offset() {
+                return true;
+            }
+            if let Some(index) = log.index_of_offset(offset) {
+                return match log.frame_end(index) {
+                    Some((file, end)) => node.disk.durable_through(file, end),
+                    None => true,
+                };
+            }
+        }
+        self.durable_log(position).next_offset() > offset
     }
 
     /// Every acknowledged record is on a majority's synced disks at the
@@ -845,7 +954,7 @@ impl World {
         let last = acked.first.plus(u64::from(acked.count) - 1);
         let mut holding = 0;
         for position in 0..self.nodes.len() {
-            if self.durable_log(position).next_offset() > last {
+            if self.durable_holds_offset(position, last) {
                 holding += 1;
             }
         }
@@ -877,40 +986,41 @@ impl World {
         let Some(term) = raft.log().term(index) else {
             return Ok(());
         };
-        let last = |log: &Log| LastEntry {
-            term: log.last_term(),
-            index: log.next_index().prev(),
-        };
+        // Each node's log as it is (if running) and as a crash would leave
+        // it: its last entry, and whether it holds the committed entry.
+        let mut versions: Vec<(NodeId, LastEntry, bool)> = Vec::new();
+        let mut durable: Vec<LastEntry> = Vec::new();
         for position in 0..self.nodes.len() {
-            self.durable_log(position);
+            let (last, holds) = self.durable_last(position, index, term);
+            durable.push(last);
+            let node = &self.nodes[position];
+            versions.push((node.id, last, holds));
+            if let Some(machine) = &node.node {
+                let log = machine.raft().log();
+                let current = LastEntry {
+                    term: log.last_term(),
+                    index: log.next_index().prev(),
+                };
+                versions.push((
+                    node.id,
+                    current,
+                    holds_entry(log, log.next_index().prev(), index, term),
+                ));
+            }
         }
-        let durable: Vec<LastEntry> = self
-            .nodes
-            .iter()
-            .map(|n| last(&n.durable.as_ref().expect("recovered").1))
-            .collect();
-        for node in &self.nodes {
-            let versions = [
-                node.node.as_ref().map(|n| n.raft().log()),
-                node.durable.as_ref().map(|(_, log)| log),
-            ];
-            for log in versions.into_iter().flatten() {
-                let candidate = last(log);
-                let voters = durable
-                    .iter()
-                    .filter(|v| candidate.at_least_as_up_to_date_as(v))
-                    .count();
-                let holds = index < log.first_index()
-                    || (index < log.next_index() && log.term(index).is_none_or(|t| t == term));
-                if voters * 2 > self.nodes.len() && !holds {
-                    return Err(Failure {
-                        checker: "commits are safe",
-                        what: format!(
-                            "{} committed {index} in {term}; {} could be elected without it (last {}/{})",
-                            self.nodes[leader].id, node.id, candidate.term, candidate.index
-                        ),
-                    });
-                }
+        for (id, candidate, holds) in versions {
+            let voters = durable
+                .iter()
+                .filter(|v| candidate.at_least_as_up_to_date_as(v))
+                .count();
+            if voters * 2 > self.nodes.len() && !holds {
+                return Err(Failure {
+                    checker: "commits are safe",
+                    what: format!(
+                        "{} committed {index} in {term}; {id} could be elected without it (last {}/{})",
+                        self.nodes[leader].id, candidate.term, candidate.index
+                    ),
+                });
             }
         }
         Ok(())
@@ -956,12 +1066,11 @@ impl World {
         } = envelope.message
         {
             let _ = term;
-            let durable_end = self.durable_log(position).next_index();
-            if through >= durable_end {
+            let (durable, _) = self.durable_last(position, through, term);
+            if through > durable.index {
                 let what = format!(
                     "{} said it stores {through} with its disk holding up to {}",
-                    self.nodes[position].id,
-                    durable_end.prev()
+                    self.nodes[position].id, durable.index
                 );
                 return Err(Failure {
                     checker: "acked before synced",
@@ -970,10 +1079,12 @@ impl World {
             }
         }
         let node = &self.nodes[position];
-        let files = node.disk.durable_files();
-        let found: Vec<FoundFile<'_>> = files
-            .iter()
-            .map(|(name, bytes)| FoundFile { name, bytes })
+        let name = FileId::state().to_string();
+        let found: Vec<FoundFile<'_>> = node
+            .disk
+            .durable_file(&name)
+            .map(|bytes| FoundFile { name: &name, bytes })
+            .into_iter()
             .collect();
         let durable = state::recover(&found).map(|r| r.state).unwrap_or_default();
         let term = envelope.message.term();
@@ -1180,4 +1291,10 @@ impl World {
 /// Runs `seed` with its swarm options.
 pub fn run_seed(seed: u64, trace: bool) -> (Report, Vec<String>) {
     World::new(seed, WorldOptions::swarm(seed), trace).run()
+}
+
+/// Whether `log`, up to its entry `last`, holds entry `index` of `term`
+/// (or retained it away: only committed entries are).
+fn holds_entry(log: &Log, last: LogIndex, index: LogIndex, term: Term) -> bool {
+    index < log.first_index() || (index <= last && log.term(index).is_none_or(|t| t == term))
 }

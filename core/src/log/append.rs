@@ -13,8 +13,8 @@ use cairn_proto::frame::{self, FrameKind};
 use cairn_proto::FRAME_HEADER_BYTES;
 
 use crate::limits::{
-    ALIGN_FRAMES_ABOVE_BYTES, APPEND_BYTES_MAX, APPEND_ENTRIES_MAX, ENTRY_PAYLOAD_BYTES_MAX,
-    ENTRY_RECORDS_MAX, INDEX_WRITE_SLOTS, PAGE_BYTES, RECORD_BYTES_MAX,
+    ALIGN_FRAMES_ABOVE_BYTES, APPEND_BYTES_MAX, APPEND_ENTRIES_MAX, ENTRY_META_BYTES_MAX,
+    ENTRY_PAYLOAD_BYTES_MAX, ENTRY_RECORDS_MAX, INDEX_WRITE_SLOTS, PAGE_BYTES, RECORD_BYTES_MAX,
 };
 use crate::log::disk::{DiskOp, FileId};
 use crate::log::entry::{encode_frame, EntryKind, EntryMeta, NewEntry, Payload, SegmentHeader};
@@ -22,10 +22,6 @@ use crate::log::index::{self, Slot, SLOT_BYTES};
 use crate::log::machine::{Appended, Log, Output, Pending};
 use crate::log::segment::Segment;
 use crate::time::Instant;
-
-/// What the frame buffer is sized for at the start of an append; a larger
-/// append grows it, once.
-const APPEND_BUFFER_BYTES: usize = 512 * 1024;
 
 /// Frames waiting to be written to the active segment.
 struct Batch {
@@ -40,7 +36,17 @@ impl Log {
         self.check_append(&entries)?;
         let first = self.next_index();
         let first_offset = self.next_offset();
-        let mut batch = self.start_batch();
+        // At most what the frames take, padding included.
+        let needed: usize = entries
+            .iter()
+            .map(|e| {
+                FRAME_HEADER_BYTES
+                    + ENTRY_META_BYTES_MAX as usize
+                    + e.payload_len()
+                    + (PAGE_BYTES as usize + FRAME_HEADER_BYTES)
+            })
+            .sum();
+        let mut batch = self.start_batch(needed);
         for new in &entries {
             let meta = EntryMeta {
                 index: self.next_index(),
@@ -63,7 +69,7 @@ impl Log {
             {
                 self.flush(batch);
                 self.roll();
-                batch = self.start_batch();
+                batch = self.start_batch(needed);
             }
             self.push(&mut batch, &meta, new);
         }
@@ -103,13 +109,15 @@ impl Log {
         Ok(())
     }
 
-    fn start_batch(&mut self) -> Batch {
+    fn start_batch(&mut self, needed: usize) -> Batch {
         // The buffer is reused: once the driver drops the bytes of the
         // previous write, `reserve` takes the same memory back, so a large
-        // append costs no fresh allocation and no page faults.
+        // append costs no fresh allocation and no page faults. While the
+        // driver still holds them (a disk model keeping unsynced writes),
+        // only what this append needs is allocated.
         let mut frames = std::mem::take(&mut self.frame_buffer);
         frames.clear();
-        frames.reserve(APPEND_BUFFER_BYTES);
+        frames.reserve(needed);
         Batch {
             frames,
             position: self.active().store_len,

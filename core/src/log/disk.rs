@@ -104,12 +104,18 @@ impl fmt::Display for FileId {
             FileKind::Index => "index",
             FileKind::State => return f.write_str(STATE_NAME),
         };
-        write!(
-            f,
-            "{:0width$}.{extension}",
-            self.base.0,
-            width = NAME_DIGITS
-        )
+        // Zero-padded by hand: names are formatted for every disk
+        // operation a simulated disk performs.
+        let mut digits = [b'0'; NAME_DIGITS];
+        let mut base = self.base.0;
+        for digit in digits.iter_mut().rev() {
+            *digit = b'0' + (base % 10) as u8;
+            base /= 10;
+        }
+        let digits = core::str::from_utf8(&digits).expect("ASCII digits");
+        f.write_str(digits)?;
+        f.write_str(".")?;
+        f.write_str(extension)
     }
 }
 

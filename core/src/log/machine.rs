@@ -84,7 +84,7 @@ use crate::config::LogConfig;
 use crate::error::Error;
 use crate::ids::{IoId, LogIndex, Offset, ReadId, Term};
 use crate::limits::{INFLIGHT_IOS_MAX, PENDING_READS_MAX, RESIDENT_INDEXES_MAX};
-use crate::log::disk::{DiskError, DiskOp, DiskOutcome, DiskRequest};
+use crate::log::disk::{DiskError, DiskOp, DiskOutcome, DiskRequest, FileId};
 use crate::log::recovery::Recovered;
 use crate::log::scan::Damage;
 use crate::log::segment::Segment;
@@ -364,6 +364,22 @@ impl Log {
             }
         }
         None
+    }
+
+    /// Where entry `index` ends in its store file, if known without reading
+    /// (its segment's index is resident): the file, and the byte after its
+    /// frame (and any padding after it).
+    pub fn frame_end(&self, index: LogIndex) -> Option<(FileId, u64)> {
+        let segment = &self.segments[self.segment_of(index)?];
+        let (_, end) = segment.frame_range(index)?;
+        Some((FileId::store(segment.base), end))
+    }
+
+    /// The index of the entry holding the record at `offset`, if the log
+    /// holds it and knows without reading.
+    pub fn index_of_offset(&self, offset: Offset) -> Option<LogIndex> {
+        let segment = self.live().find(|s| s.contains_offset(offset))?;
+        segment.index_of_offset(offset)
     }
 
     /// The offset the first record after entry `index` takes, if known

@@ -10,21 +10,39 @@
 //! load it and drop the message, which the leader sends again.
 
 use crate::bugs::Bug;
-use crate::error::Error;
+use std::cell::Cell;
+
 use crate::ids::{LogIndex, NodeId, Offset, Term};
 use crate::log::entry::NewEntry;
+use crate::log::machine::Log;
 use crate::raft::machine::Raft;
 use crate::raft::message::{AppendResult, Message};
 use crate::raft::replication::{decide_append, AppendDecision, LogView, Refusal};
 use crate::time::Instant;
 
-impl LogView for crate::log::machine::Log {
+/// The log as the replication rules see it, noting the first term they
+/// asked for that is not known without reading.
+struct Known<'a> {
+    log: &'a Log,
+    missing: Cell<Option<LogIndex>>,
+}
+
+impl LogView for Known<'_> {
     fn last_index(&self) -> LogIndex {
-        self.next_index().prev()
+        self.log.next_index().prev()
     }
 
     fn term(&self, index: LogIndex) -> Option<Term> {
-        crate::log::machine::Log::term(self, index)
+        let term = self.log.term(index);
+        let damaged = self
+            .log
+            .damaged()
+            .any(|d| d.first <= index && index < d.end);
+        let held = self.log.first_index().prev() <= index && index < self.log.next_index();
+        if term.is_none() && held && !damaged && self.missing.get().is_none() {
+            self.missing.set(Some(index));
+        }
+        term
     }
 
     /// Walks back over what is known without reading; where that stops,
@@ -32,7 +50,7 @@ impl LogView for crate::log::machine::Log {
     /// round trip and nothing else.
     fn first_index_of_term(&self, term: Term, at: LogIndex) -> LogIndex {
         let mut index = at;
-        while index > self.first_index() && self.term(index.prev()) == Some(term) {
+        while index > self.log.first_index() && self.log.term(index.prev()) == Some(term) {
             index = index.prev();
         }
         index
@@ -119,18 +137,35 @@ impl Raft {
             };
             return self.send(self.state.current(), LogIndex(0), from, reply);
         }
-        // Every term the decision reads must be known, not guessed.
-        let last = self.log.next_index().prev();
-        let checked_end = prev_index.plus(entries.len() as u64).min(last);
-        let mut index = prev_index;
-        while index <= checked_end {
-            if let Err(Error::IndexNotResident { .. }) = self.log.term_or_load(index) {
-                return;
-            }
-            index = index.next();
-        }
+        // Every term the decision reads must be known, not guessed: a term
+        // it needed from a segment whose index is not resident starts that
+        // index loading, and the leader's next append finds it.
         let terms: Vec<Term> = entries.iter().map(|e| e.term).collect();
-        match decide_append(&self.log, prev_index, prev_term, &terms) {
+        let view = Known {
+            log: &self.log,
+            missing: Cell::new(None),
+        };
+        let mut decision = decide_append(&view, prev_index, prev_term, &terms);
+        if let Some(index) = view.missing.get() {
+            let _ = self.log.term_or_load(index);
+            return;
+        }
+        // A damaged entry among those this append overlaps is replaced.
+        if let (
+            Some(first),
+            AppendDecision::Accept {
+                truncate_after,
+                append_from,
+            },
+        ) = (damaged, &mut decision)
+        {
+            let overlap_end = prev_index.plus(entries.len() as u64);
+            if first <= overlap_end && truncate_after.is_none_or(|after| after >= first) {
+                *truncate_after = Some(first.prev());
+                *append_from = (first.0 - prev_index.0 - 1) as usize;
+            }
+        }
+        match decision {
             AppendDecision::Refuse(hint) => {
                 let reply = Message::AppendReply {
                     term: self.term(),

@@ -14,7 +14,8 @@
 
 use crate::ids::{LogIndex, Term};
 
-/// What a follower knows of its own log.
+/// What a follower knows of its own log. Its terms must obey log matching
+/// (an entry matching the leader's implies every entry before it does).
 pub trait LogView {
     /// The index of its last entry (0 for an empty log).
     fn last_index(&self) -> LogIndex;
@@ -78,24 +79,27 @@ pub fn decide_append(
             });
         }
     }
-    for (position, &term) in terms.iter().enumerate() {
-        let index = prev_index.plus(position as u64 + 1);
-        if index > last {
-            return AppendDecision::Accept {
-                truncate_after: None,
-                append_from: position,
-            };
-        }
-        if log.term(index) != Some(term) {
-            return AppendDecision::Accept {
-                truncate_after: Some(index.prev()),
-                append_from: position,
-            };
+    // Log matching (§5.3): where an entry matches the leader's, every entry
+    // before it does, so the entries held that match form a prefix of the
+    // overlap, found by a binary search — O(log n) terms read, and when the
+    // last entry held matches, one.
+    let overlap = (last.0 - prev_index.0).min(terms.len() as u64);
+    let matches = |n: u64| log.term(prev_index.plus(n)) == Some(terms[n as usize - 1]);
+    let (mut low, mut high) = (0, overlap);
+    if overlap > 0 && matches(overlap) {
+        low = overlap;
+    }
+    while low < high {
+        let middle = low + (high - low).div_ceil(2);
+        if matches(middle) {
+            low = middle;
+        } else {
+            high = middle - 1;
         }
     }
     AppendDecision::Accept {
-        truncate_after: None,
-        append_from: terms.len(),
+        truncate_after: (low < overlap).then(|| prev_index.plus(low)),
+        append_from: low as usize,
     }
 }
 
