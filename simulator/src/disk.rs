@@ -318,6 +318,16 @@ impl SimDisk {
         self.names.keys().cloned().collect()
     }
 
+    /// The names after `name`, in order (segment files sort by base).
+    pub fn names_after(&self, name: &str) -> Vec<&str> {
+        use std::ops::Bound;
+        self.names
+            .range::<str, _>((Bound::Excluded(name), Bound::Unbounded))
+            .map(|(n, _)| n.as_str())
+            .filter(|n| n.ends_with(".store"))
+            .collect()
+    }
+
     /// A file's current content.
     pub fn contents(&self, name: &str) -> Option<&[u8]> {
         self.inode(name).ok().map(|inode| inode.current.as_slice())

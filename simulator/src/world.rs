@@ -121,6 +121,9 @@ pub struct WorldOptions {
     pub script: Option<Vec<Step>>,
     /// How every node's disk behaves in a crash.
     pub disk: DiskFaults,
+    /// The most a node's clock runs fast or slow, in parts per million:
+    /// each node draws its own drift within it.
+    pub clock_drift_ppm: i64,
 }
 
 impl WorldOptions {
@@ -189,6 +192,7 @@ impl WorldOptions {
             },
             script: None,
             disk: DiskFaults::default(),
+            clock_drift_ppm: [0, 200, 20_000][rng.random_range(0..3)],
         }
     }
 
@@ -257,6 +261,7 @@ impl WorldOptions {
             },
             script: Some(script),
             disk: DiskFaults::default(),
+            clock_drift_ppm: 0,
         }
     }
 }
@@ -302,6 +307,69 @@ struct SimNode {
     touched: bool,
     /// Whether it loses power at its next write (a script's step).
     crash_at_write: bool,
+    /// Its clock's drift, in parts per million (its hardware clock: it
+    /// survives restarts).
+    drift_ppm: i64,
+    /// Until when the node's process is paused: it takes no input, and
+    /// packets and disk completions for it wait.
+    paused_until: Option<Instant>,
+    /// Packets that arrived while it was paused, in order.
+    waiting: Vec<(NodeId, Wire)>,
+}
+
+impl SimNode {
+    /// The node's own clock reading at world time `now`.
+    fn local(&self, now: Instant) -> Instant {
+        let nanos = i128::from(now.as_nanos());
+        let local = nanos + nanos * i128::from(self.drift_ppm) / 1_000_000;
+        Instant::from_nanos(local.max(0) as u64)
+    }
+
+    /// The earliest world time at which the node's clock reads `local`.
+    fn world(&self, local: Instant) -> Instant {
+        let target = i128::from(local.as_nanos());
+        let mut guess =
+            (target * 1_000_000 / (1_000_000 + i128::from(self.drift_ppm))).max(0) as u64;
+        while self.local(Instant::from_nanos(guess)) < local {
+            guess += 1;
+        }
+        while guess > 0 && self.local(Instant::from_nanos(guess - 1)) >= local {
+            guess -= 1;
+        }
+        Instant::from_nanos(guess)
+    }
+
+    /// Whether what a crash would leave is a prefix of the node's log in
+    /// memory: the disk's durable state is a prefix of its contents, and
+    /// no cut or deletion the log asked for is still waiting to be
+    /// performed (the disk would then hold more than the log does).
+    fn durable_is_prefix(&self) -> bool {
+        let Some(machine) = &self.node else {
+            return false;
+        };
+        // A cut the log made may not have reached even the driver yet:
+        // then the disk holds more of the active store, or later stores.
+        let (store, len) = machine.raft().log().active_store();
+        let name = store.to_string();
+        self.disk.durable_is_prefix()
+            && self
+                .disk
+                .contents(&name)
+                .is_some_and(|bytes| bytes.len() as u64 <= len)
+            && self.disk.names_after(&name).is_empty()
+            && self
+                .io
+                .iter()
+                .all(|(_, r)| !matches!(r.op, DiskOp::Truncate { .. } | DiskOp::Delete { .. }))
+    }
+
+    /// When the node next wants its timers fired, in world time, never
+    /// before `now` (a timer that came due while the node was paused fires
+    /// when it resumes).
+    fn timer(&self, now: Instant) -> Option<Instant> {
+        let at = self.world(self.node.as_ref()?.poll_timeout()?).max(now);
+        Some(self.paused_until.map_or(at, |until| at.max(until)))
+    }
 }
 
 /// A scenario in progress.
@@ -336,6 +404,7 @@ const CHILD_NETWORK: u64 = 0;
 const CHILD_NODE: u64 = 1_000;
 const CHILD_DISK: u64 = 2_000;
 const CHILD_MIX: u64 = 4_000;
+const CHILD_CLOCKS: u64 = 5_000;
 
 impl World {
     /// A world for `seed`; with `trace`, every event is also kept as a line.
@@ -361,6 +430,7 @@ impl World {
             events: 0,
             options,
         };
+        let mut drift = Rng::new(root.child(Stream::World, CHILD_CLOCKS)).stream(Stream::World);
         for &id in &voters {
             let disk = SimDisk::new(
                 root.child(Stream::Disk, CHILD_DISK + id),
@@ -375,6 +445,12 @@ impl World {
                 durable: None,
                 touched: false,
                 crash_at_write: false,
+                drift_ppm: match world.options.clock_drift_ppm {
+                    0 => 0,
+                    max => drift.random_range(-max..=max),
+                },
+                paused_until: None,
+                waiting: Vec::new(),
             });
         }
         for position in 0..world.nodes.len() {
@@ -406,7 +482,7 @@ impl World {
             recovered,
             log,
             seed,
-            self.now,
+            node.local(self.now),
         );
         let mut line = format!("start {}", machine.summary());
         if !notes.is_empty() {
@@ -481,11 +557,9 @@ impl World {
     fn step(&mut self, until: Option<Instant>) -> Result<(), Failure> {
         self.drain()?;
         let packet = self.network.next_delivery();
-        let timer = self
-            .nodes
-            .iter()
-            .filter_map(|n| n.node.as_ref()?.poll_timeout())
-            .min();
+        let now = self.now;
+        let timer = self.nodes.iter().filter_map(|n| n.timer(now)).min();
+        let resume = self.nodes.iter().filter_map(|n| n.paused_until).min();
         let fault = until
             .filter(|_| self.faulting())
             .and_then(|_| self.next_fault_at());
@@ -493,16 +567,22 @@ impl World {
         let disk = self
             .nodes
             .iter()
-            .filter_map(|n| n.io.front().map(|(at, _)| *at))
+            .filter_map(|n| {
+                let (at, _) = n.io.front()?;
+                Some(n.paused_until.map_or(*at, |until| until.max(*at)).max(now))
+            })
             .min();
-        let next = [packet, disk, timer, fault, client, until]
+        let next = [resume, packet, disk, timer, fault, client, until]
             .into_iter()
             .flatten()
             .min()
             .expect("something is always due");
+        assert!(next >= self.now, "the world's time never goes backwards");
         self.now = next;
         self.events += 1;
-        if disk == Some(next) {
+        if resume == Some(next) {
+            self.resume(next)?;
+        } else if disk == Some(next) {
             self.complete_disk(next);
         } else if packet == Some(next) {
             // None: the packet was due on a link cut since it was sent.
@@ -512,13 +592,13 @@ impl World {
         } else if timer == Some(next) {
             let mut fired = Vec::new();
             for node in self.nodes.iter_mut() {
-                let due = node
-                    .node
-                    .as_mut()
-                    .filter(|r| r.poll_timeout() == Some(next));
-                if let Some(machine) = due {
+                if node.timer(next) != Some(next) {
+                    continue;
+                }
+                let local = node.local(next);
+                if let Some(machine) = node.node.as_mut() {
                     node.touched = true;
-                    machine.handle_timeout(next);
+                    machine.handle_timeout(local);
                     fired.push((node.id, format!("timeout {}", machine.summary())));
                 }
             }
@@ -639,6 +719,8 @@ impl World {
 
     /// Power loss at the node at `position`.
     fn crash(&mut self, position: usize) {
+        self.nodes[position].paused_until = None;
+        self.nodes[position].waiting.clear();
         let raft = self.nodes[position].node.as_ref().map(Node::raft);
         if let Some(raft) = raft.filter(|r| r.is_leader()) {
             let crashed = (self.now, raft.term(), raft.commit_offset());
@@ -657,11 +739,45 @@ impl World {
         self.now < Instant::ZERO + self.options.safety
     }
 
-    /// The running machine of `id`, marked for the next check.
-    fn node_mut(&mut self, id: NodeId) -> Option<&mut Node> {
+    /// The running machine of `id`, marked for the next check, with its
+    /// clock's reading at `now`.
+    fn node_mut(&mut self, id: NodeId, now: Instant) -> Option<(&mut Node, Instant)> {
         let node = self.nodes.iter_mut().find(|n| n.id == id)?;
         node.touched = true;
-        node.node.as_mut()
+        let local = node.local(now);
+        Some((node.node.as_mut()?, local))
+    }
+
+    /// Nodes whose pause is over take in what arrived meanwhile, in order.
+    fn resume(&mut self, now: Instant) -> Result<(), Failure> {
+        for position in 0..self.nodes.len() {
+            let node = &mut self.nodes[position];
+            if node.paused_until.is_none_or(|until| until > now) {
+                continue;
+            }
+            node.paused_until = None;
+            let (id, waiting) = (node.id, std::mem::take(&mut node.waiting));
+            self.record(
+                id,
+                &format!("resumed with {} packets waiting", waiting.len()),
+            );
+            for (from, wire) in waiting {
+                self.deliver(now, from, id, wire)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Pauses the node at `position` (a stop-the-world collector, a stalled
+    /// VM) for `pause`.
+    fn pause(&mut self, position: usize, pause: Duration) {
+        let node = &mut self.nodes[position];
+        if node.node.is_none() || node.paused_until.is_some() {
+            return;
+        }
+        node.paused_until = Some(self.now + pause);
+        let id = node.id;
+        self.record(id, &format!("paused for {pause}"));
     }
 
     /// Puts clients' requests on the network.
@@ -684,6 +800,14 @@ impl World {
         to: NodeId,
         wire: Wire,
     ) -> Result<(), Failure> {
+        if let Some(node) = self
+            .nodes
+            .iter_mut()
+            .find(|n| n.id == to && n.paused_until.is_some())
+        {
+            node.waiting.push((from, wire));
+            return Ok(());
+        }
         let line = format!("recv {wire} from {from}");
         match wire {
             Wire::Raft(message) => {
@@ -693,12 +817,12 @@ impl World {
                     pre_vote: true,
                 } = message
                 {
-                    if self.node_mut(to).is_some() {
+                    if self.node_mut(to, now).is_some() {
                         self.pre_votes.entry((to, term)).or_default().insert(from);
                     }
                 }
-                if let Some(node) = self.node_mut(to) {
-                    node.handle(now, from, message);
+                if let Some((node, local)) = self.node_mut(to, now) {
+                    node.handle(local, from, message);
                     let line = format!("{line} {}", node.summary());
                     self.record(to, &line);
                 }
@@ -708,8 +832,8 @@ impl World {
                 id,
                 request,
             } => {
-                if let Some(node) = self.node_mut(to) {
-                    node.request(now, client, id, request);
+                if let Some((node, local)) = self.node_mut(to, now) {
+                    node.request(local, client, id, request);
                     self.record(to, &line);
                 }
             }
@@ -727,7 +851,8 @@ impl World {
 
     /// Completes every disk operation due at `now`, in each node's order.
     fn complete_disk(&mut self, now: Instant) {
-        for node in self.nodes.iter_mut() {
+        for node in self.nodes.iter_mut().filter(|n| n.paused_until.is_none()) {
+            let local = node.local(now);
             while node.io.front().is_some_and(|(at, _)| *at <= now) {
                 node.touched = true;
                 let (_, DiskRequest { io, op }) = node.io.pop_front().expect("checked");
@@ -742,7 +867,7 @@ impl World {
                 node.node
                     .as_mut()
                     .expect("a running node's operations")
-                    .handle_disk(now, io, result);
+                    .handle_disk(local, io, result);
             }
         }
     }
@@ -893,7 +1018,7 @@ impl World {
     /// it recovers the durable files.
     fn durable_last(&mut self, position: usize, index: LogIndex, term: Term) -> (LastEntry, bool) {
         let node = &self.nodes[position];
-        if let Some(machine) = node.node.as_ref().filter(|_| node.disk.durable_is_prefix()) {
+        if let Some(machine) = node.node.as_ref().filter(|_| node.durable_is_prefix()) {
             let log = machine.raft().log();
             let durable = |i: LogIndex| match log.frame_end(i) {
                 Some((file, end)) => node.disk.durable_through(file, end),
@@ -928,7 +1053,7 @@ impl World {
     /// log (or leave it retained away, after it was committed).
     fn durable_holds_offset(&mut self, position: usize, offset: cairn_core::ids::Offset) -> bool {
         let node = &self.nodes[position];
-        if let Some(machine) = node.node.as_ref().filter(|_| node.disk.durable_is_prefix()) {
+        if let Some(machine) = node.node.as_ref().filter(|_| node.durable_is_prefix()) {
             let log = machine.raft().log();
             if offset >= log.next_offset() {
                 return false;
@@ -1129,7 +1254,7 @@ impl World {
         let id = self.nodes[position].id;
         let all: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
         let other = all[self.rng.random_range(0..all.len())];
-        match self.rng.random_range(0..7) {
+        match self.rng.random_range(0..8) {
             0 if self.nodes[position].node.is_some() => self.crash(position),
             1 if self.nodes[position].node.is_none() => {
                 self.start(position);
@@ -1144,6 +1269,10 @@ impl World {
                 self.record(id, &format!("deaf to {other}"));
             }
             4 => self.partition_with_bridge(position),
+            6 => {
+                let pause = Duration::from_millis(self.rng.random_range(50..1500));
+                self.pause(position, pause);
+            }
             5 if other != id => {
                 let delay = Duration::from_millis(self.rng.random_range(50..500));
                 self.network.clog(id, other, delay);
@@ -1247,8 +1376,8 @@ impl World {
         ),
         Failure,
     > {
-        let now = self.now;
         let node = &mut self.nodes[position];
+        let now = node.local(self.now);
         let machine = node.node.as_mut().expect("running");
         let request = Request::Consume {
             from,

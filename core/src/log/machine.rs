@@ -375,6 +375,12 @@ impl Log {
         Some((FileId::store(segment.base), end))
     }
 
+    /// The active segment's store file and the bytes the log holds in it.
+    pub fn active_store(&self) -> (FileId, u64) {
+        let active = self.active();
+        (FileId::store(active.base), active.store_len)
+    }
+
     /// The index of the entry holding the record at `offset`, if the log
     /// holds it and knows without reading.
     pub fn index_of_offset(&self, offset: Offset) -> Option<LogIndex> {
