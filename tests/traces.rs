@@ -159,3 +159,16 @@ fn lagging_follower_gets_a_snapshot() {
     options.workload.batch_max = 16;
     assert_trace!("lagging_follower_gets_a_snapshot", trace(6, options));
 }
+
+// Thesis §3.10: an operator hands leadership to a follower that was cut off
+// and is behind; the leader refuses new records, brings it up to date, and
+// tells it to stand at once; it wins the next term without pre-votes.
+#[test]
+fn leader_transfer() {
+    let script = vec![
+        at(ms(400), Action::Isolate(Who::Follower)),
+        at(ms(700), Action::Heal),
+        at(ms(700), Action::Transfer(Who::Follower)),
+    ];
+    assert_trace!("leader_transfer", trace(7, scripted(3, 1_000, script)));
+}

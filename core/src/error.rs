@@ -89,6 +89,11 @@ pub enum Error {
         /// The segment.
         base: LogIndex,
     },
+    /// The node named is not a voter.
+    NotAVoter {
+        /// The node.
+        node: NodeId,
+    },
     /// Only the leader takes proposals; `leader` is the one this node
     /// knows of, if any.
     NotLeader {
@@ -166,6 +171,7 @@ impl fmt::Display for Error {
             } => {
                 write!(f, "this node does not lead; {leader} does")
             }
+            Error::NotAVoter { node } => write!(f, "{node} is not a voter"),
             Error::NotLeader { leader: None } => {
                 f.write_str("this node does not lead, and knows no leader")
             }

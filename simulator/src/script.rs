@@ -51,6 +51,8 @@ pub enum Action {
     Heal,
     /// Every crashed node starts again.
     RestartAll,
+    /// An operator asks the leader to hand leadership to this node.
+    Transfer(Who),
 }
 
 /// One step of a script.

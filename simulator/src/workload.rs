@@ -361,18 +361,22 @@ impl Workload {
                 producer.target = leader;
                 Ok((self.send_batch(now, position).into_iter().collect(), None))
             }
-            Reply::Failed(
-                error @ (ClientError::OutOfOrder { .. }
-                | ClientError::Stale { .. }
-                | ClientError::Rejected(_)),
-            ) => Err(Failure {
-                checker: "idempotent producer",
-                what: format!(
-                    "{from} refused producer {}'s batch {}: {error:?}",
-                    producer.n, producer.sequence
-                ),
-            }),
-            Reply::Failed(_) | Reply::Records { .. } | Reply::Leader { .. } => {
+            // A stale batch or a malformed one: this producer sends neither.
+            // (Out of order is retried: a node that lags, or a leader that
+            // does not know it was deposed, has not seen earlier batches.)
+            Reply::Failed(error @ (ClientError::Stale { .. } | ClientError::Rejected(_))) => {
+                Err(Failure {
+                    checker: "idempotent producer",
+                    what: format!(
+                        "{from} refused producer {}'s batch {}: {error:?}",
+                        producer.n, producer.sequence
+                    ),
+                })
+            }
+            Reply::Failed(_)
+            | Reply::Records { .. }
+            | Reply::Leader { .. }
+            | Reply::Transferring { .. } => {
                 // Not leading, lost, busy, recovering: try again soon,
                 // somewhere else unless this node should know better.
                 if !matches!(

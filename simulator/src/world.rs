@@ -84,6 +84,7 @@ impl core::fmt::Display for Wire {
                 Request::Consume { from, .. } => write!(f, "consume {id} from {from}"),
                 Request::Follow { from, .. } => write!(f, "follow {id} from {from}"),
                 Request::WhoLeads => write!(f, "who-leads {id}"),
+                Request::Transfer { to } => write!(f, "transfer {id} to {to}"),
             },
             Wire::Reply { id, reply, .. } => match reply {
                 Reply::Produced { first, count } => write!(f, "produced {id} {first} x{count}"),
@@ -91,6 +92,7 @@ impl core::fmt::Display for Wire {
                     write!(f, "records {id} x{} next {next}", records.len())
                 }
                 Reply::Leader { leader, term } => write!(f, "leader {id} {leader:?} {term}"),
+                Reply::Transferring { to } => write!(f, "transferring {id} to {to}"),
                 Reply::Failed(error) => write!(f, "failed {id} {error:?}"),
             },
         }
@@ -406,6 +408,9 @@ const CHILD_DISK: u64 = 2_000;
 const CHILD_MIX: u64 = 4_000;
 const CHILD_CLOCKS: u64 = 5_000;
 
+/// The client id of the operator a script speaks for.
+const OPERATOR: u64 = u64::MAX;
+
 impl World {
     /// A world for `seed`; with `trace`, every event is also kept as a line.
     pub fn new(seed: u64, options: WorldOptions, trace: bool) -> World {
@@ -659,11 +664,15 @@ impl World {
 
     /// Fires the script's next step.
     fn run_script_step(&mut self) {
-        let Some(step) = self.script.pop_front() else {
-            return;
-        };
+        if let Some(step) = self.script.pop_front() {
+            self.run_action(step.action);
+        }
+    }
+
+    /// Makes `action` happen now.
+    fn run_action(&mut self, action: Action) {
         let all: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
-        match step.action {
+        match action {
             Action::Crash(who) => {
                 if let Some(position) = self.resolve(who).filter(|&p| self.nodes[p].node.is_some())
                 {
@@ -706,6 +715,21 @@ impl World {
             Action::Heal => {
                 self.network.heal();
                 self.record(NodeId(0), "network healed");
+            }
+            Action::Transfer(who) => {
+                let leader = self.resolve(Who::Leader);
+                let target = self.resolve(who).map(|p| self.nodes[p].id);
+                if let (Some(position), Some(to)) = (leader, target) {
+                    let node = &mut self.nodes[position];
+                    let now = node.local(self.now);
+                    let id = node.id;
+                    if let Some(machine) = node.node.as_mut() {
+                        node.touched = true;
+                        let request = Request::Transfer { to };
+                        machine.request(now, ClientId(OPERATOR), RequestId(0), request);
+                        self.record(id, &format!("asked to hand leadership to {to}"));
+                    }
+                }
             }
             Action::RestartAll => {
                 for position in 0..self.nodes.len() {
@@ -896,6 +920,10 @@ impl World {
         let id = self.nodes[position].id;
         let output = match output {
             NodeOutput::Raft(output) => output,
+            NodeOutput::Reply { client, reply, .. } if client == ClientId(OPERATOR) => {
+                self.record(id, &format!("told the operator {reply:?}"));
+                return Ok(());
+            }
             NodeOutput::Reply {
                 client,
                 id: request,
@@ -980,7 +1008,10 @@ impl World {
                     self.check_commit_safe(position, index)?;
                 }
             }
-            Output::Stamped { .. } => {}
+            Output::Stamped { .. } | Output::SnapshotStateWanted => {}
+            Output::Installed { last_index, .. } => {
+                self.record(id, &format!("installed a snapshot through {last_index}"))
+            }
             Output::Truncated { after } => self.record(id, &format!("truncated after {after}")),
             // Owners' reads are the verification's, at the end.
             Output::Read { .. } => {}
@@ -1254,7 +1285,7 @@ impl World {
         let id = self.nodes[position].id;
         let all: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
         let other = all[self.rng.random_range(0..all.len())];
-        match self.rng.random_range(0..8) {
+        match self.rng.random_range(0..9) {
             0 if self.nodes[position].node.is_some() => self.crash(position),
             1 if self.nodes[position].node.is_none() => {
                 self.start(position);
@@ -1273,6 +1304,7 @@ impl World {
                 let pause = Duration::from_millis(self.rng.random_range(50..1500));
                 self.pause(position, pause);
             }
+            7 => self.run_action(Action::Transfer(Who::Node(other))),
             5 if other != id => {
                 let delay = Duration::from_millis(self.rng.random_range(50..500));
                 self.network.clog(id, other, delay);

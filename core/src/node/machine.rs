@@ -68,6 +68,11 @@ pub enum Request {
     },
     /// Who leads?
     WhoLeads,
+    /// Hand leadership to this voter (at the leader).
+    Transfer {
+        /// The voter to lead next.
+        to: NodeId,
+    },
 }
 
 /// What a node answers.
@@ -87,6 +92,11 @@ pub enum Reply {
         records: Vec<(Offset, Bytes)>,
         /// The offset to ask for next.
         next: Offset,
+    },
+    /// Leadership is being handed to `to`.
+    Transferring {
+        /// The voter that will lead.
+        to: NodeId,
     },
     /// The leader this node knows of, in its term.
     Leader {
@@ -117,7 +127,10 @@ pub enum ClientError {
         /// The offset after the last committed record.
         next: Offset,
     },
-    /// A stamped batch came after a gap in its producer's sequence.
+    /// A stamped batch came after a gap in its producer's sequence, as this
+    /// node knows it: nothing was stored. A node that lags (or a leader
+    /// deposed without knowing it yet) may not have seen the batches
+    /// before; retry, at the leader.
     OutOfOrder {
         /// The sequence number expected.
         expected: u64,
@@ -289,6 +302,16 @@ impl Node {
                 consumer(from, max_records, max_bytes),
                 Some(now + wait),
             ),
+            Request::Transfer { to } => {
+                let reply = match self.raft.transfer(now, to) {
+                    Ok(()) => Reply::Transferring { to },
+                    Err(Error::NotLeader { leader }) => {
+                        Reply::Failed(ClientError::NotLeader { leader })
+                    }
+                    Err(error) => Reply::Failed(ClientError::Rejected(error)),
+                };
+                self.reply(client, id, reply);
+            }
             Request::WhoLeads => {
                 let reply = Reply::Leader {
                     leader: self.raft.leader(),
@@ -541,6 +564,12 @@ impl Node {
                 records,
             } => self.producers.landed(stamp, index, offset, records),
             RaftOutput::Truncated { after } => self.producers.truncated(after),
+            RaftOutput::Installed {
+                last_index,
+                ref state,
+            } => {
+                let _ = self.producers.install(state, last_index);
+            }
             _ => {}
         }
     }
@@ -597,7 +626,16 @@ impl Node {
                         self.on_consumed(consumer, result);
                     }
                 }
-                RaftOutput::Stamped { .. } | RaftOutput::Truncated { .. } => {
+                RaftOutput::SnapshotStateWanted => {
+                    // Learning the producers from the log is not over: the
+                    // leader asks again at its next heartbeat.
+                    if self.warmup.is_none() {
+                        self.raft.provide_snapshot_state(self.producers.encode());
+                    }
+                }
+                RaftOutput::Stamped { .. }
+                | RaftOutput::Truncated { .. }
+                | RaftOutput::Installed { .. } => {
                     match &mut self.warmup {
                         Some(warmup) => warmup.events.push(output.clone()),
                         None => self.learn(&output),

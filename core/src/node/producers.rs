@@ -16,7 +16,7 @@ use crate::limits::{PRODUCERS_MAX, PRODUCER_BATCHES_MAX};
 use crate::log::entry::Stamp;
 
 /// Where one batch landed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Landed {
     /// Its sequence number.
     pub sequence: u64,
@@ -104,6 +104,38 @@ impl Producers {
                 .expect("more than the bound");
             self.batches.remove(&oldest);
         }
+    }
+
+    /// The table, encoded for a snapshot (a follower that starts its log
+    /// after entries it never saw learns their producers from it).
+    pub fn encode(&self) -> bytes::Bytes {
+        let table: Vec<(u64, Vec<Landed>)> = self
+            .batches
+            .iter()
+            .map(|(&producer, batches)| (producer, batches.iter().copied().collect()))
+            .collect();
+        bytes::Bytes::from(postcard::to_allocvec(&table).expect("a table encodes"))
+    }
+
+    /// Replaces the table with a snapshot's, as of its last index
+    /// `last_index`. Bytes that do not decode change nothing: the table
+    /// then knows less, and a retried batch below the snapshot is refused
+    /// as out of order rather than stored twice.
+    pub fn install(&mut self, state: &[u8], last_index: LogIndex) -> bool {
+        let Ok(table) = postcard::from_bytes::<Vec<(u64, Vec<Landed>)>>(state) else {
+            return false;
+        };
+        self.batches.clear();
+        for (producer, batches) in table {
+            let batches: VecDeque<Landed> = batches
+                .into_iter()
+                .filter(|b| b.index <= last_index)
+                .collect();
+            if !batches.is_empty() && batches.len() <= PRODUCER_BATCHES_MAX {
+                self.batches.insert(producer, batches);
+            }
+        }
+        true
     }
 
     /// Every entry after `after` left the log.
@@ -215,5 +247,30 @@ mod tests {
         producers.landed(stamp(4), LogIndex(21), Offset(1), 1);
         producers.landed(stamp(4), LogIndex(21), Offset(1), 1);
         producers.check_invariants();
+    }
+
+    // A snapshot carries the table as of its end; what does not decode
+    // changes nothing.
+    #[test]
+    fn snapshot_round_trip() {
+        let mut leader = Producers::default();
+        for (sequence, index) in [(0, 3), (1, 5), (2, 9)] {
+            leader.landed(stamp(sequence), LogIndex(index), Offset(index * 10), 2);
+        }
+        let mut follower = Producers::default();
+        follower.landed(stamp(0), LogIndex(3), Offset(30), 2);
+        assert!(follower.install(&leader.encode(), LogIndex(6)));
+        assert_eq!(follower.decide(stamp(1)), Decision::Duplicate(landed(1, 5)));
+        assert_eq!(
+            follower.decide(stamp(2)),
+            Decision::Append,
+            "9 is past the snapshot"
+        );
+        assert!(
+            !follower.install(b"\xff\xff", LogIndex(6)),
+            "garbage is refused"
+        );
+        assert_eq!(follower.decide(stamp(1)), Decision::Duplicate(landed(1, 5)));
+        follower.check_invariants();
     }
 }

@@ -15,7 +15,7 @@ use std::cell::Cell;
 use crate::ids::{LogIndex, NodeId, Offset, Term};
 use crate::log::entry::NewEntry;
 use crate::log::machine::Log;
-use crate::raft::machine::Raft;
+use crate::raft::machine::{Output, Raft};
 use crate::raft::message::{AppendResult, Message};
 use crate::raft::replication::{decide_append, AppendDecision, LogView, Refusal};
 use crate::time::Instant;
@@ -214,9 +214,8 @@ impl Raft {
         now: Instant,
         from: NodeId,
         term: Term,
-        last_index: LogIndex,
-        last_term: Term,
-        next_offset: Offset,
+        (last_index, last_term, next_offset): (LogIndex, Term, Offset),
+        state: bytes::Bytes,
     ) {
         if term < self.term() {
             return self.refuse_stale(from, last_index);
@@ -241,6 +240,8 @@ impl Raft {
                         return;
                     }
                     self.truncated(last_index);
+                    self.outputs
+                        .push_back(Output::Installed { last_index, state });
                 }
             }
             self.commit_to(last_index);

@@ -39,6 +39,8 @@ pub struct Leadership {
     /// follower and where the read starts.
     reads: BTreeMap<ReadId, NodeId>,
     reading: BTreeSet<NodeId>,
+    /// A transfer of leadership under way: to whom, and until when.
+    transfer: Option<(NodeId, Instant)>,
 }
 
 impl Leadership {
@@ -53,6 +55,7 @@ impl Leadership {
             cache_bytes: 0,
             reads: BTreeMap::new(),
             reading: BTreeSet::new(),
+            transfer: None,
         }
     }
 
@@ -155,6 +158,13 @@ impl Raft {
                 leader: self.leader(),
             });
         }
+        let leadership = self.leadership.as_ref().expect("leading");
+        if let Some((to, until)) = leadership.transfer {
+            if now < until {
+                // Leadership is being handed over: the next leader takes it.
+                return Err(Error::NotLeader { leader: Some(to) });
+            }
+        }
         let term = self.term();
         if let Some(entry) = entries.iter().find(|e| e.term != term) {
             panic!(
@@ -241,6 +251,15 @@ impl Raft {
     /// its log where this one does.
     fn send_snapshot(&mut self, to: NodeId) {
         let last_index = self.log.first_index().prev();
+        // The owner's state must have been taken after the snapshot's end;
+        // if not, ask for it and send at the next heartbeat.
+        let state = match &self.snapshot_state {
+            Some((state, taken_at)) if *taken_at > last_index => state.clone(),
+            _ => {
+                self.outputs.push_back(Output::SnapshotStateWanted);
+                return;
+            }
+        };
         let last_term = self
             .log
             .term(last_index)
@@ -250,6 +269,7 @@ impl Raft {
             last_index,
             last_term,
             next_offset: self.log.first_offset(),
+            state,
         };
         self.progress_mut(to).sent_snapshot(last_index);
         self.send(self.state.current(), LogIndex(0), to, message);
@@ -368,6 +388,7 @@ impl Raft {
                 let through = through.min(self.log.next_index().prev());
                 if self.progress_mut(from).acked(through) {
                     self.advance_commit();
+                    self.hand_over(from);
                 }
             }
             AppendResult::Refused { prev, hint } => {
@@ -379,6 +400,41 @@ impl Raft {
             }
         }
         self.replicate(now, from, false);
+    }
+
+    /// Starts handing leadership to `to`.
+    pub(super) fn start_transfer(&mut self, now: Instant, to: NodeId) -> Result<(), Error> {
+        if !self.is_leader() {
+            return Err(Error::NotLeader {
+                leader: self.leader(),
+            });
+        }
+        let Some(leadership) = self.leadership.as_mut() else {
+            return Err(Error::NotLeader { leader: None });
+        };
+        if !leadership.progress.contains_key(&to) {
+            return Err(Error::NotAVoter { node: to });
+        }
+        leadership.transfer = Some((to, now + self.config.election_timeout_min));
+        self.replicate(now, to, true);
+        self.hand_over(to);
+        Ok(())
+    }
+
+    /// Tells `to` to stand once it holds the whole log, if a transfer to it
+    /// is under way.
+    fn hand_over(&mut self, to: NodeId) {
+        let last = self.log.next_index().prev();
+        let Some(leadership) = self.leadership.as_ref() else {
+            return;
+        };
+        if leadership.transfer.map(|(target, _)| target) != Some(to)
+            || leadership.progress[&to].matched < last
+        {
+            return;
+        }
+        let message = Message::TimeoutNow { term: self.term() };
+        self.send(self.state.current(), LogIndex(0), to, message);
     }
 
     /// The leader's own log became more durable.
@@ -418,6 +474,11 @@ impl Raft {
         for to in self.followers() {
             self.progress_mut(to).tick();
             self.replicate(now, to, true);
+        }
+        // A transfer that produced no new leader in time is given up.
+        let leadership = self.leadership.as_mut().expect("leading");
+        if leadership.transfer.is_some_and(|(_, until)| until <= now) {
+            leadership.transfer = None;
         }
         self.timers
             .set(Timer::Heartbeat, now + self.config.heartbeat_interval);

@@ -173,6 +173,17 @@ pub enum Output {
         /// Its entries, or why there are none.
         result: Result<ReadBatch, ReadError>,
     },
+    /// A snapshot replaced the log: it starts after `last_index`, and
+    /// `state` is the owner's state as of there.
+    Installed {
+        /// The snapshot's last index.
+        last_index: LogIndex,
+        /// The owner's state, as the leader's owner gave it.
+        state: bytes::Bytes,
+    },
+    /// A follower needs a snapshot: give the owner's state as of the log's
+    /// first index with `provide_snapshot_state`.
+    SnapshotStateWanted,
     /// Entries were found damaged; they are never served.
     Damaged(Damage),
     /// A disk failed; the node must stop.
@@ -219,6 +230,9 @@ pub struct Raft {
     pub(super) leadership: Option<Leadership>,
     /// Replication reads started, ever (their ids follow `RAFT_READ_IDS`).
     pub(super) replication_reads: u64,
+    /// The owner's state for snapshots, and the log's next index when it
+    /// was taken: it serves snapshots ending before that.
+    pub(super) snapshot_state: Option<(bytes::Bytes, LogIndex)>,
     pub(super) outputs: VecDeque<Output>,
 }
 
@@ -263,6 +277,7 @@ impl Raft {
             held: VecDeque::new(),
             leadership: None,
             replication_reads: 0,
+            snapshot_state: None,
             outputs: VecDeque::new(),
         };
         raft.reset_election_timer(now);
@@ -406,7 +421,9 @@ impl Raft {
                 last_index,
                 last_term,
                 next_offset,
-            } => self.on_snapshot(now, from, term, last_index, last_term, next_offset),
+                state,
+            } => self.on_snapshot(now, from, term, (last_index, last_term, next_offset), state),
+            Message::TimeoutNow { term } => self.on_timeout_now(now, from, term),
         }
         self.drain(now);
     }
@@ -555,11 +572,25 @@ impl Raft {
             return self.stand(now);
         }
         let term = self.term().next();
-        self.ask_for_votes(term, true);
+        self.ask_for_votes(term, true, false);
+    }
+
+    /// Thesis §3.10: the leader of this term hands leadership over; stand
+    /// at once, without pre-votes, and ask for votes that a known leader
+    /// does not silence.
+    fn on_timeout_now(&mut self, now: Instant, from: NodeId, term: Term) {
+        if term != self.term() || self.leader() != Some(from) {
+            return;
+        }
+        self.stand_now(now, true);
     }
 
     /// Raises the term, votes for itself and asks for votes (§5.2).
     fn stand(&mut self, now: Instant) {
+        self.stand_now(now, false);
+    }
+
+    fn stand_now(&mut self, now: Instant, transfer: bool) {
         let term = self.term().next();
         self.persist(HardState {
             term,
@@ -572,17 +603,17 @@ impl Raft {
         if self.voters.agrees(&BTreeSet::from([self.id])) {
             return self.lead(now);
         }
-        self.ask_for_votes(term, false);
+        self.ask_for_votes(term, false, transfer);
     }
 
-    fn ask_for_votes(&mut self, term: Term, pre_vote: bool) {
+    fn ask_for_votes(&mut self, term: Term, pre_vote: bool, transfer: bool) {
         let last = self.last_entry();
         let message = Message::VoteRequest {
             term,
             last_term: last.term,
             last_index: last.index,
             pre_vote,
-            transfer: false,
+            transfer,
         };
         for voter in self.other_voters() {
             self.send(self.state.current(), LogIndex(0), voter, message.clone());
@@ -781,6 +812,21 @@ impl Raft {
     pub(super) fn truncated(&mut self, after: LogIndex) {
         self.held.retain(|held| held.needs_log <= after);
         self.outputs.push_back(Output::Truncated { after });
+    }
+
+    /// Hands leadership to the voter `to` (thesis §3.10): proposals stop,
+    /// `to` is brought up to date, then told to stand at once. If no new
+    /// leader appears within an election timeout, this node leads on.
+    pub fn transfer(&mut self, now: Instant, to: NodeId) -> Result<(), Error> {
+        let result = self.start_transfer(now, to);
+        self.drain(now);
+        result
+    }
+
+    /// Gives the owner's state as it is now, for snapshots (see
+    /// [`Output::SnapshotStateWanted`]).
+    pub fn provide_snapshot_state(&mut self, state: bytes::Bytes) {
+        self.snapshot_state = Some((state, self.log.next_index()));
     }
 
     /// Proposes entries at the leader: they are appended to its log and

@@ -59,6 +59,12 @@ pub enum Message {
         /// What the follower did.
         result: AppendResult,
     },
+    /// Tells a caught-up follower to stand for election at once, without
+    /// pre-votes: the leader hands leadership over (thesis §3.10).
+    TimeoutNow {
+        /// The leader's term.
+        term: Term,
+    },
     /// Tells a follower that needs entries the leader no longer holds to
     /// start its log after `last_index` (§7: for a log, the snapshot is
     /// where the retained log starts).
@@ -71,6 +77,9 @@ pub enum Message {
         last_term: Term,
         /// The offset the record after it takes.
         next_offset: Offset,
+        /// The owner's state as of the snapshot's end (for Cairn: the
+        /// idempotent producers' last batches), opaque to Raft.
+        state: bytes::Bytes,
     },
 }
 
@@ -99,7 +108,8 @@ impl Message {
             | Message::VoteReply { term, .. }
             | Message::Append { term, .. }
             | Message::AppendReply { term, .. }
-            | Message::Snapshot { term, .. } => *term,
+            | Message::Snapshot { term, .. }
+            | Message::TimeoutNow { term } => *term,
         }
     }
 }
@@ -151,11 +161,13 @@ impl core::fmt::Display for Message {
                     }
                 }
             },
+            Message::TimeoutNow { term } => write!(f, "timeout-now {term}"),
             Message::Snapshot {
                 term,
                 last_index,
                 last_term,
                 next_offset,
+                ..
             } => write!(
                 f,
                 "snapshot {term} through {last_term}/{last_index} next {next_offset}"

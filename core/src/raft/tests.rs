@@ -104,7 +104,12 @@ impl Cluster {
                     | Output::Read { .. }
                     | Output::Stamped { .. }
                     | Output::Truncated { .. }
+                    | Output::Installed { .. }
                     | Output::Damaged(_) => {}
+                    Output::SnapshotStateWanted => {
+                        let node = self.nodes.get_mut(&id).expect("a node");
+                        node.provide_snapshot_state(Bytes::new());
+                    }
                 }
             }
         }
@@ -464,4 +469,40 @@ fn a_damaged_entry_on_a_follower_is_replaced() {
     let node = &cluster.nodes[&follower];
     assert_eq!(node.log().damaged().count(), 0, "the damage was replaced");
     assert_eq!(node.commit_offset(), Offset(31));
+}
+
+// Thesis §3.10: the leader brings the target up to date, tells it to stand
+// at once, and the target wins the next term without pre-votes; the old
+// leader follows it. Proposals made meanwhile are refused with the target
+// as the hint.
+#[test]
+fn leadership_is_handed_over() {
+    for seed in 0..5 {
+        let mut cluster = Cluster::new(3, seed);
+        let old = elect(&mut cluster);
+        let target = cluster.follower_of(old);
+        cluster.isolated.insert(target);
+        for _ in 0..5 {
+            cluster.propose(old, 2);
+        }
+        cluster.run_until(100_000, |c| c.converged(old));
+        cluster.isolated.clear();
+        let term = cluster.nodes[&old].term();
+        let now = cluster.now;
+        let node = cluster.nodes.get_mut(&old).expect("a node");
+        node.transfer(now, target).expect("the leader hands over");
+        let refused = node.propose(now, vec![NewEntry::records(term, vec![Bytes::from("x")])]);
+        assert_eq!(
+            refused,
+            Err(crate::error::Error::NotLeader {
+                leader: Some(target)
+            }),
+            "seed {seed}"
+        );
+        cluster.run_until(100_000, |c| {
+            c.leader() == Some(target) && c.followers_agree(target)
+        });
+        assert_eq!(cluster.nodes[&target].term(), term.next(), "seed {seed}");
+        cluster.replicate(target, 1, 1);
+    }
 }
