@@ -129,6 +129,15 @@ impl Cluster {
             .0
     }
 
+    /// The lowest-numbered node other than `leader`.
+    fn follower_of(&self, leader: NodeId) -> NodeId {
+        *self
+            .nodes
+            .keys()
+            .find(|&&id| id != leader)
+            .expect("a follower")
+    }
+
     /// Sends `request` to `to` and runs until it is answered.
     fn ask(&mut self, to: NodeId, request: Request) -> Reply {
         let id = RequestId(self.next_request);
@@ -170,6 +179,16 @@ fn consume(from: u64) -> Request {
     }
 }
 
+/// A follow from `from` that waits up to five seconds.
+fn follow(from: u64) -> Request {
+    Request::Follow {
+        from: Offset(from),
+        max_records: 10,
+        max_bytes: 1 << 20,
+        wait: Duration::from_secs(5),
+    }
+}
+
 fn got(reply: Reply) -> Vec<(u64, String)> {
     match reply {
         Reply::Records { records, .. } => records
@@ -187,11 +206,7 @@ fn got(reply: Reply) -> Vec<(u64, String)> {
 fn produce_then_consume_anywhere() {
     let mut cluster = Cluster::new(3);
     let leader = cluster.leader();
-    let follower = *cluster
-        .nodes
-        .keys()
-        .find(|&&id| id != leader)
-        .expect("a follower");
+    let follower = cluster.follower_of(leader);
     assert_eq!(
         cluster.ask(leader, produce(&["a", "b"], None)),
         Reply::Produced {
@@ -308,23 +323,13 @@ fn stamped_batches_are_stored_once() {
 fn follow_waits_for_new_records() {
     let mut cluster = Cluster::new(3);
     let leader = cluster.leader();
-    let follower = *cluster
-        .nodes
-        .keys()
-        .find(|&&id| id != leader)
-        .expect("a follower");
-    let follow = Request::Follow {
-        from: Offset(0),
-        max_records: 10,
-        max_bytes: 1 << 20,
-        wait: Duration::from_secs(5),
-    };
+    let follower = cluster.follower_of(leader);
     let now = cluster.now;
     cluster.nodes.get_mut(&follower).expect("a node").request(
         now,
         ClientId(2),
         RequestId(1000),
-        follow,
+        follow(0),
     );
     cluster.drain();
     assert!(cluster.replies.is_empty(), "parked");
@@ -334,13 +339,7 @@ fn follow_waits_for_new_records() {
     assert_eq!(got(reply), vec![(0, "new".to_owned())]);
 
     let before = cluster.now;
-    let later = Request::Follow {
-        from: Offset(1),
-        max_records: 10,
-        max_bytes: 1 << 20,
-        wait: Duration::from_secs(5),
-    };
-    let reply = cluster.ask(follower, later);
+    let reply = cluster.ask(follower, follow(1));
     assert_eq!(
         reply,
         Reply::Records {
