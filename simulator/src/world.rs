@@ -82,6 +82,7 @@ impl core::fmt::Display for Wire {
                     }
                 }
                 Request::Consume { from, .. } => write!(f, "consume {id} from {from}"),
+                Request::Read { from, .. } => write!(f, "read {id} from {from}"),
                 Request::Follow { from, .. } => write!(f, "follow {id} from {from}"),
                 Request::WhoLeads => write!(f, "who-leads {id}"),
                 Request::Transfer { to } => write!(f, "transfer {id} to {to}"),
@@ -1008,7 +1009,10 @@ impl World {
                     self.check_commit_safe(position, index)?;
                 }
             }
-            Output::Stamped { .. } | Output::SnapshotStateWanted => {}
+            Output::Stamped { .. }
+            | Output::SnapshotStateWanted
+            | Output::ReadReady { .. }
+            | Output::ReadFailed { .. } => {}
             Output::Installed { last_index, .. } => {
                 self.record(id, &format!("installed a snapshot through {last_index}"))
             }
@@ -1219,6 +1223,7 @@ impl World {
         if let Message::AppendReply {
             term,
             result: AppendResult::Stored { through },
+            ..
         } = envelope.message
         {
             let _ = term;

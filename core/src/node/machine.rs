@@ -54,6 +54,16 @@ pub enum Request {
         /// About the most bytes to return (at least one record).
         max_bytes: u32,
     },
+    /// Like `Consume`, at the leader, and linearizable: it sees every
+    /// record acknowledged before it began (ReadIndex, thesis §6.4).
+    Read {
+        /// The first offset wanted.
+        from: Offset,
+        /// The most records to return.
+        max_records: u32,
+        /// About the most bytes to return (at least one record).
+        max_bytes: u32,
+    },
     /// Like `Consume`, but if nothing is committed at `from` yet, wait up
     /// to `wait` for it.
     Follow {
@@ -209,6 +219,8 @@ pub struct Node {
     /// Follows parked until a record commits at their offset, or until
     /// their deadline.
     parked: Vec<(Instant, Consumer)>,
+    /// Linearizable reads waiting for the leadership to be confirmed.
+    confirming: BTreeMap<u64, Consumer>,
     next_read: u64,
     outputs: VecDeque<Output>,
 }
@@ -238,6 +250,7 @@ impl Node {
             waiting: BTreeMap::new(),
             reads: BTreeMap::new(),
             parked: Vec::new(),
+            confirming: BTreeMap::new(),
             next_read: 1,
             outputs: VecDeque::new(),
         };
@@ -261,7 +274,10 @@ impl Node {
     }
 
     fn held(&self) -> usize {
-        self.waiting.values().map(Vec::len).sum::<usize>() + self.reads.len() + self.parked.len()
+        self.waiting.values().map(Vec::len).sum::<usize>()
+            + self.reads.len()
+            + self.parked.len()
+            + self.confirming.len()
     }
 
     fn reply(&mut self, client: ClientId, id: RequestId, reply: Reply) {
@@ -302,6 +318,24 @@ impl Node {
                 consumer(from, max_records, max_bytes),
                 Some(now + wait),
             ),
+            Request::Read {
+                from,
+                max_records,
+                max_bytes,
+            } => {
+                let read = self.next_read;
+                self.next_read += 1;
+                match self.raft.read_index(now, read) {
+                    Ok(()) => {
+                        self.confirming
+                            .insert(read, consumer(from, max_records, max_bytes));
+                    }
+                    Err(Error::NotLeader { leader }) => {
+                        self.fail(client, id, ClientError::NotLeader { leader })
+                    }
+                    Err(_) => self.fail(client, id, ClientError::Busy),
+                }
+            }
             Request::Transfer { to } => {
                 let reply = match self.raft.transfer(now, to) {
                     Ok(()) => Reply::Transferring { to },
@@ -624,6 +658,21 @@ impl Node {
                         self.on_warm_read(now, result);
                     } else if let Some(consumer) = self.reads.remove(&id) {
                         self.on_consumed(consumer, result);
+                    }
+                }
+                RaftOutput::ReadReady { id, .. } => {
+                    if let Some(consumer) = self.confirming.remove(&id) {
+                        self.consume(now, consumer, None);
+                    }
+                }
+                RaftOutput::ReadFailed { id } => {
+                    if let Some(consumer) = self.confirming.remove(&id) {
+                        let leader = self.raft.leader();
+                        self.fail(
+                            consumer.client,
+                            consumer.id,
+                            ClientError::NotLeader { leader },
+                        );
                     }
                 }
                 RaftOutput::SnapshotStateWanted => {

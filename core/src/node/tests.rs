@@ -349,3 +349,28 @@ fn follow_waits_for_new_records() {
     );
     assert!(cluster.now >= before + Duration::from_secs(5), "it waited");
 }
+
+// A linearizable read at the leader sees every acknowledged record; a
+// follower sends readers to the leader.
+#[test]
+fn linearizable_reads_at_the_leader() {
+    let mut cluster = Cluster::new(3);
+    let leader = cluster.leader();
+    let follower = cluster.follower_of(leader);
+    cluster.ask(leader, produce(&["a", "b"], None));
+    let read = |from| Request::Read {
+        from: Offset(from),
+        max_records: 10,
+        max_bytes: 1 << 20,
+    };
+    assert_eq!(
+        got(cluster.ask(leader, read(0))),
+        vec![(0, "a".to_owned()), (1, "b".to_owned())]
+    );
+    assert_eq!(
+        cluster.ask(follower, read(0)),
+        Reply::Failed(ClientError::NotLeader {
+            leader: Some(leader)
+        })
+    );
+}

@@ -63,6 +63,7 @@ impl Raft {
     fn refuse_stale(&mut self, to: NodeId, prev: LogIndex) {
         let reply = Message::AppendReply {
             term: self.term(),
+            round: self.answering_round,
             result: AppendResult::Refused {
                 prev,
                 hint: Refusal {
@@ -77,6 +78,7 @@ impl Raft {
     fn reply_stored(&mut self, to: NodeId, through: LogIndex) {
         let reply = Message::AppendReply {
             term: self.term(),
+            round: self.answering_round,
             result: AppendResult::Stored { through },
         };
         let needs_log = if self.config.has_bug(Bug::AckBeforeSync) {
@@ -127,6 +129,7 @@ impl Raft {
         if let Some(first) = damaged.filter(|&first| first <= prev_index) {
             let reply = Message::AppendReply {
                 term: self.term(),
+                round: self.answering_round,
                 result: AppendResult::Refused {
                     prev: prev_index,
                     hint: Refusal {
@@ -169,6 +172,7 @@ impl Raft {
             AppendDecision::Refuse(hint) => {
                 let reply = Message::AppendReply {
                     term: self.term(),
+                    round: self.answering_round,
                     result: AppendResult::Refused {
                         prev: prev_index,
                         hint,

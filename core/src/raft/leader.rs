@@ -41,6 +41,11 @@ pub struct Leadership {
     reading: BTreeSet<NodeId>,
     /// A transfer of leadership under way: to whom, and until when.
     transfer: Option<(NodeId, Instant)>,
+    /// The highest read round each follower answered.
+    rounds: BTreeMap<NodeId, u64>,
+    /// Linearizable reads waiting for their round to be confirmed: id,
+    /// commit index when they began, round.
+    pending_reads: VecDeque<(u64, LogIndex, u64)>,
 }
 
 impl Leadership {
@@ -56,6 +61,8 @@ impl Leadership {
             reads: BTreeMap::new(),
             reading: BTreeSet::new(),
             transfer: None,
+            rounds: BTreeMap::new(),
+            pending_reads: VecDeque::new(),
         }
     }
 
@@ -87,6 +94,11 @@ impl Leadership {
             entries.push(entry.clone());
         }
         (entries, bytes)
+    }
+
+    /// The reads still waiting for confirmation.
+    pub(super) fn pending_read_ids(&self) -> Vec<u64> {
+        self.pending_reads.iter().map(|&(id, _, _)| id).collect()
     }
 
     /// Checks the leader's invariants against a log ending before `next`.
@@ -243,6 +255,7 @@ impl Raft {
             prev_term,
             commit: self.commit,
             entries,
+            round: self.read_rounds,
         };
         self.send(self.state.current(), LogIndex(0), to, message);
     }
@@ -368,6 +381,7 @@ impl Raft {
         now: Instant,
         from: NodeId,
         term: Term,
+        round: u64,
         result: AppendResult,
     ) {
         if term != self.term() || !self.is_leader() {
@@ -382,6 +396,7 @@ impl Raft {
         if !leadership.progress.contains_key(&from) {
             return;
         }
+        self.confirm_reads(from, round);
         match result {
             AppendResult::Stored { through } => {
                 // A follower stores only what this leader sent it.
@@ -400,6 +415,54 @@ impl Raft {
             }
         }
         self.replicate(now, from, false);
+    }
+
+    /// Starts a linearizable read at the commit index, confirmed by the
+    /// answers to the next read round (sent with the next heartbeats).
+    pub(super) fn start_read(&mut self, id: u64) -> Result<(), Error> {
+        if !self.is_leader() {
+            return Err(Error::NotLeader {
+                leader: self.leader(),
+            });
+        }
+        // Until an entry of its own term is committed, a new leader may not
+        // know the commit index (thesis §6.4).
+        if self.log.term(self.commit) != Some(self.term()) {
+            return Err(Error::Busy);
+        }
+        self.read_rounds += 1;
+        let (commit, round) = (self.commit, self.read_rounds);
+        self.leadership
+            .as_mut()
+            .expect("leading")
+            .pending_reads
+            .push_back((id, commit, round));
+        self.confirm_reads(self.id, round);
+        Ok(())
+    }
+
+    /// `from` answered read round `round`: the reads a majority confirmed
+    /// are ready.
+    fn confirm_reads(&mut self, from: NodeId, round: u64) {
+        let id = self.id;
+        let leadership = self.leadership.as_mut().expect("leading");
+        let known = leadership.rounds.entry(from).or_default();
+        *known = (*known).max(round);
+        while let Some(&(read, index, round)) = leadership.pending_reads.front() {
+            let mut confirmed: BTreeSet<NodeId> = leadership
+                .rounds
+                .iter()
+                .filter(|(_, &r)| r >= round)
+                .map(|(&node, _)| node)
+                .collect();
+            confirmed.insert(id);
+            if !self.voters.agrees(&confirmed) {
+                break;
+            }
+            leadership.pending_reads.pop_front();
+            self.outputs
+                .push_back(Output::ReadReady { id: read, index });
+        }
     }
 
     /// Starts handing leadership to `to`.

@@ -181,6 +181,19 @@ pub enum Output {
         /// The owner's state, as the leader's owner gave it.
         state: bytes::Bytes,
     },
+    /// A linearizable read may serve everything committed through `index`
+    /// (the commit index when it began; this node led throughout).
+    ReadReady {
+        /// The read's id, as given to `read_index`.
+        id: u64,
+        /// The commit index when the read began.
+        index: LogIndex,
+    },
+    /// A linearizable read cannot be confirmed: this node stopped leading.
+    ReadFailed {
+        /// The read's id.
+        id: u64,
+    },
     /// A follower needs a snapshot: give the owner's state as of the log's
     /// first index with `provide_snapshot_state`.
     SnapshotStateWanted,
@@ -230,6 +243,10 @@ pub struct Raft {
     pub(super) leadership: Option<Leadership>,
     /// Replication reads started, ever (their ids follow `RAFT_READ_IDS`).
     pub(super) replication_reads: u64,
+    /// The read round of the append being answered (echoed in replies).
+    pub(super) answering_round: u64,
+    /// Read rounds started, ever (a new leader's rounds go on from here).
+    pub(super) read_rounds: u64,
     /// The owner's state for snapshots, and the log's next index when it
     /// was taken: it serves snapshots ending before that.
     pub(super) snapshot_state: Option<(bytes::Bytes, LogIndex)>,
@@ -278,6 +295,8 @@ impl Raft {
             leadership: None,
             replication_reads: 0,
             snapshot_state: None,
+            answering_round: 0,
+            read_rounds: 0,
             outputs: VecDeque::new(),
         };
         raft.reset_election_timer(now);
@@ -414,8 +433,17 @@ impl Raft {
                 prev_term,
                 commit,
                 entries,
-            } => self.on_append(now, from, term, prev_index, prev_term, commit, entries),
-            Message::AppendReply { term, result } => self.on_append_reply(now, from, term, result),
+                round,
+            } => {
+                self.answering_round = round;
+                self.on_append(now, from, term, prev_index, prev_term, commit, entries);
+                self.answering_round = 0;
+            }
+            Message::AppendReply {
+                term,
+                round,
+                result,
+            } => self.on_append_reply(now, from, term, round, result),
             Message::Snapshot {
                 term,
                 last_index,
@@ -519,13 +547,22 @@ impl Raft {
             self.timers.stop(Timer::Heartbeat);
             self.timers.stop(Timer::CheckQuorum);
             if was_leader {
-                self.leadership = None;
+                self.end_leadership();
                 self.outputs
                     .push_back(Output::SteppedDown { term: self.term() });
             }
         }
         self.leader_contact = Some(now);
         self.reset_election_timer(now);
+    }
+
+    /// Drops the leader's state; reads it could not confirm fail.
+    fn end_leadership(&mut self) {
+        if let Some(leadership) = self.leadership.take() {
+            for id in leadership.pending_read_ids() {
+                self.outputs.push_back(Output::ReadFailed { id });
+            }
+        }
     }
 
     /// Moves to a higher term as a follower (§5.1).
@@ -540,7 +577,7 @@ impl Raft {
         self.timers.stop(Timer::Heartbeat);
         self.timers.stop(Timer::CheckQuorum);
         if was_leader {
-            self.leadership = None;
+            self.end_leadership();
             self.outputs.push_back(Output::SteppedDown { term });
         }
     }
@@ -634,7 +671,7 @@ impl Raft {
             return;
         }
         self.role = Role::Follower { leader: None };
-        self.leadership = None;
+        self.end_leadership();
         self.timers.stop(Timer::Heartbeat);
         self.reset_election_timer(now);
         self.outputs
@@ -812,6 +849,17 @@ impl Raft {
     pub(super) fn truncated(&mut self, after: LogIndex) {
         self.held.retain(|held| held.needs_log <= after);
         self.outputs.push_back(Output::Truncated { after });
+    }
+
+    /// Starts a linearizable read (ReadIndex, thesis §6.4): it completes
+    /// with [`Output::ReadReady`] once a majority has confirmed this node's
+    /// leadership after now, or with [`Output::ReadFailed`]. The leader
+    /// must have committed an entry of its own term first (`Error::Busy`
+    /// until then).
+    pub fn read_index(&mut self, now: Instant, id: u64) -> Result<(), Error> {
+        let result = self.start_read(id);
+        self.drain(now);
+        result
     }
 
     /// Hands leadership to the voter `to` (thesis §3.10): proposals stop,

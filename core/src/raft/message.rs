@@ -51,11 +51,17 @@ pub enum Message {
         commit: LogIndex,
         /// The entries.
         entries: Vec<NewEntry>,
+        /// The leader's read round when it sent this, echoed in the reply:
+        /// an answer to round `r` confirms the leadership after every read
+        /// that began before round `r` (ReadIndex, thesis §6.4).
+        round: u64,
     },
     /// Answers an append or a snapshot.
     AppendReply {
         /// The follower's term.
         term: Term,
+        /// The read round of the append answered (0 for a snapshot).
+        round: u64,
         /// What the follower did.
         result: AppendResult,
     },
@@ -144,6 +150,7 @@ impl core::fmt::Display for Message {
                 prev_term,
                 commit,
                 entries,
+                ..
             } => {
                 write!(f, "append {term} after {prev_term}/{prev_index}")?;
                 if !entries.is_empty() {
@@ -151,7 +158,7 @@ impl core::fmt::Display for Message {
                 }
                 write!(f, " commit {commit}")
             }
-            Message::AppendReply { term, result } => match result {
+            Message::AppendReply { term, result, .. } => match result {
                 AppendResult::Stored { through } => write!(f, "stored {term} through {through}"),
                 AppendResult::Refused { prev, hint } => {
                     write!(f, "refused {term} after {prev} hint ")?;

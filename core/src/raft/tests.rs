@@ -30,6 +30,8 @@ struct Cluster {
     isolated: BTreeSet<NodeId>,
     /// (term, leader) for every BecameLeader seen.
     leaders: Vec<(Term, NodeId)>,
+    /// (node, read id, confirmed) for every linearizable read answered.
+    reads: Vec<(NodeId, u64, bool)>,
 }
 
 impl Cluster {
@@ -52,6 +54,7 @@ impl Cluster {
             wire: VecDeque::new(),
             isolated: BTreeSet::new(),
             leaders: Vec::new(),
+            reads: Vec::new(),
         };
         for id in ids {
             cluster.start(NodeId(id));
@@ -106,6 +109,8 @@ impl Cluster {
                     | Output::Truncated { .. }
                     | Output::Installed { .. }
                     | Output::Damaged(_) => {}
+                    Output::ReadReady { id: read, .. } => self.reads.push((id, read, true)),
+                    Output::ReadFailed { id: read } => self.reads.push((id, read, false)),
                     Output::SnapshotStateWanted => {
                         let node = self.nodes.get_mut(&id).expect("a node");
                         node.provide_snapshot_state(Bytes::new());
@@ -505,4 +510,40 @@ fn leadership_is_handed_over() {
         assert_eq!(cluster.nodes[&target].term(), term.next(), "seed {seed}");
         cluster.replicate(target, 1, 1);
     }
+}
+
+// Thesis §6.4 (ReadIndex): a leader's read is confirmed once a majority
+// answers a round that began after it; a leader cut off never confirms it,
+// and the read fails when the leader steps down.
+#[test]
+fn reads_are_confirmed_by_a_majority() {
+    let mut cluster = Cluster::new(3, 9);
+    let leader = elect(&mut cluster);
+    cluster.replicate(leader, 1, 1);
+    let now = cluster.now;
+    let node = cluster.nodes.get_mut(&leader).expect("a node");
+    node.read_index(now, 1).expect("the leader reads");
+    cluster.run_until(10_000, |c| !c.reads.is_empty());
+    assert_eq!(cluster.reads, vec![(leader, 1, true)]);
+
+    let follower = cluster.follower_of(leader);
+    let now = cluster.now;
+    let refused = cluster
+        .nodes
+        .get_mut(&follower)
+        .expect("a node")
+        .read_index(now, 2);
+    assert_eq!(
+        refused,
+        Err(crate::error::Error::NotLeader {
+            leader: Some(leader)
+        })
+    );
+
+    cluster.isolated.insert(leader);
+    let now = cluster.now;
+    let node = cluster.nodes.get_mut(&leader).expect("a node");
+    node.read_index(now, 3).expect("it still believes it leads");
+    cluster.run_until(100_000, |c| c.reads.len() == 2);
+    assert_eq!(cluster.reads[1], (leader, 3, false), "never confirmed");
 }
