@@ -39,7 +39,7 @@ macro_rules! assert_trace {
 
 /// Leaves out what repeats without news — leaders' heartbeat timers, empty
 /// appends, acknowledgements that repeat the last one — and the consumer's
-/// polls.
+/// and the reader's polls.
 fn readable(lines: &[String]) -> Vec<String> {
     let mut last_stored: BTreeMap<String, String> = BTreeMap::new();
     lines
@@ -50,7 +50,10 @@ fn readable(lines: &[String]) -> Vec<String> {
             if event.starts_with("timeout [") && event.contains(" leader ") {
                 return false;
             }
-            if [" follow ", " records "].iter().any(|w| line.contains(w)) {
+            if [" follow ", " records ", " read q"]
+                .iter()
+                .any(|w| line.contains(w))
+            {
                 return false;
             }
             let is_append = words.get(2).is_some_and(|w| *w == "send" || *w == "recv")

@@ -51,6 +51,8 @@ pub const CLIENT_ADDRESSES: u64 = 1_000;
 const REQUEST_TIMEOUT: Duration = Duration::from_millis(100);
 /// How long a client waits before retrying after a refusal.
 const BACKOFF: Duration = Duration::from_millis(30);
+/// How long the reader waits between two reads.
+const READ_INTERVAL: Duration = Duration::from_millis(200);
 /// How long a follow may park at a node.
 const FOLLOW_WAIT: Duration = Duration::from_millis(400);
 
@@ -103,6 +105,9 @@ pub struct Workload {
     nodes: u64,
     producers: Vec<Producer>,
     consumer: Consumer,
+    /// A reader checking that a linearizable read at the leader sees the
+    /// last record acknowledged before it began (its `next` is that offset).
+    reader: Consumer,
     next_request: u64,
     /// Every record ever sent in a produce.
     produced: BTreeSet<Bytes>,
@@ -111,7 +116,10 @@ pub struct Workload {
     /// Records the following consumer has seen.
     consumed: BTreeSet<Bytes>,
     /// Every committed entry's term, as first seen.
-    committed: BTreeMap<LogIndex, Term>,
+    /// Every committed entry's term as first seen, and the term of the
+    /// node that first reported it committed (an upper bound on the term
+    /// in which it was committed).
+    committed: BTreeMap<LogIndex, (Term, Term)>,
     /// The highest commit index checked, per node.
     checked: BTreeMap<NodeId, LogIndex>,
     /// Whether the clients still start new batches.
@@ -147,6 +155,13 @@ impl Workload {
                 next: Offset(0),
                 inflight: None,
                 next_at: Instant::ZERO + options.interval,
+            },
+            reader: Consumer {
+                n: options.producers + 1,
+                target: NodeId(rng.random_range(1..=nodes)),
+                next: Offset(0),
+                inflight: None,
+                next_at: Instant::ZERO + READ_INTERVAL,
             },
             options,
             rng,
@@ -184,12 +199,12 @@ impl Workload {
             Some(inflight) => inflight.deadline,
             None => p.next_at,
         });
-        let consumer = match self.consumer.inflight {
+        let consumers = [&self.consumer, &self.reader].map(|c| match c.inflight {
             Some(inflight) => inflight.deadline,
-            None => self.consumer.next_at,
-        };
+            None => c.next_at,
+        });
         producers
-            .chain([consumer])
+            .chain(consumers)
             .min()
             .expect("a consumer at least")
     }
@@ -240,7 +255,86 @@ impl Workload {
             }
             sends.push(self.send_follow(now));
         }
+        let reader = &self.reader;
+        let timed_out = reader.inflight.is_some_and(|f| f.deadline <= now);
+        if timed_out || (reader.inflight.is_none() && reader.next_at <= now) {
+            if timed_out {
+                self.reader.target = self.other_node(self.reader.target);
+            }
+            sends.extend(self.send_read(now));
+        }
         sends
+    }
+
+    /// A linearizable read of the last record acknowledged so far.
+    fn send_read(&mut self, now: Instant) -> Option<Send> {
+        let Some((&last, _)) = self.acked.last_key_value() else {
+            self.reader.next_at = now + READ_INTERVAL;
+            return None;
+        };
+        let id = self.request_id();
+        let reader = &mut self.reader;
+        reader.next = last;
+        reader.inflight = Some(InFlight {
+            id,
+            deadline: now + REQUEST_TIMEOUT,
+        });
+        let request = Request::Read {
+            from: last,
+            max_records: 1,
+            max_bytes: 64 * 1024,
+        };
+        let client = ClientId(reader.n);
+        Some((client_address(reader.n), reader.target, client, id, request))
+    }
+
+    fn on_read_reply(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        id: RequestId,
+        reply: Reply,
+    ) -> Result<(Vec<Send>, Option<Acked>), Failure> {
+        let reader = &mut self.reader;
+        if reader.inflight.map(|f| f.id) != Some(id) {
+            return Ok((Vec::new(), None));
+        }
+        reader.inflight = None;
+        let asked = reader.next;
+        let stale = |what: String| {
+            Err(Failure {
+                checker: "linearizable reads",
+                what,
+            })
+        };
+        match reply {
+            Reply::Records { records, .. } => {
+                let acked = self.acked.get(&asked).expect("asked for an acked record");
+                if records.first().map(|(o, r)| (*o, r)) != Some((asked, acked)) {
+                    return stale(format!(
+                        "{from} answered a read of {asked}, acked before it began, with {:?}",
+                        records.first()
+                    ));
+                }
+                self.reader.next_at = now + READ_INTERVAL;
+            }
+            Reply::Failed(ClientError::OutOfRange { first, next }) if asked >= first => {
+                return stale(format!(
+                    "{from} said {asked}, acked before the read began, is past its end {next}"
+                ));
+            }
+            Reply::Failed(ClientError::NotLeader {
+                leader: Some(leader),
+            }) if leader != from => {
+                self.reader.target = leader;
+                self.reader.next_at = now;
+            }
+            _ => {
+                self.reader.target = self.other_node(from);
+                self.reader.next_at = now + BACKOFF;
+            }
+        }
+        Ok((Vec::new(), None))
     }
 
     fn send_batch(&mut self, now: Instant, position: usize) -> Option<Send> {
@@ -322,6 +416,9 @@ impl Workload {
         id: RequestId,
         reply: Reply,
     ) -> Result<(Vec<Send>, Option<Acked>), Failure> {
+        if client.get() == self.reader.n {
+            return self.on_read_reply(now, from, id, reply);
+        }
         if client.get() == self.consumer.n {
             return self.on_follow_reply(now, from, id, reply);
         }
@@ -478,7 +575,7 @@ impl Workload {
         let mut index = from;
         while index <= commit {
             if let Some(term) = raft.log().term(index) {
-                let first = *self.committed.entry(index).or_insert(term);
+                let (first, _) = *self.committed.entry(index).or_insert((term, raft.term()));
                 if first != term {
                     return Err(Failure {
                         checker: "committed never changes",
@@ -496,10 +593,15 @@ impl Workload {
     }
 
     /// Leader completeness (Raft §5.4): a new leader's log holds every
-    /// entry committed so far (the last `COMMIT_CHECK_WINDOW` compared
-    /// term by term, where known without reading).
-    pub fn check_leader_complete(&self, raft: &Raft) -> Result<(), Failure> {
-        let Some((&last, _)) = self.committed.last_key_value() else {
+    /// entry committed in an earlier term (the last `COMMIT_CHECK_WINDOW`
+    /// compared term by term, where known without reading). A leader of
+    /// an older term elected late — its votes were cast before a later
+    /// leader committed more — need not hold what was committed after.
+    /// `leads` is the term it was elected in (the node may have moved on
+    /// since, if it took in more before its outputs were looked at).
+    pub fn check_leader_complete(&self, raft: &Raft, leads: Term) -> Result<(), Failure> {
+        let earlier = |(_, &(_, committed_in)): &(&LogIndex, &(Term, Term))| committed_in < leads;
+        let Some((&last, _)) = self.committed.iter().rev().find(earlier) else {
             return Ok(());
         };
         let id = raft.id();
@@ -512,16 +614,14 @@ impl Workload {
         };
         if log.next_index() <= last {
             return fail(format!(
-                "{id} leads {} with its log ending before committed {last}",
-                raft.term()
+                "{id} leads {leads} with its log ending before committed {last}"
             ));
         }
         let from = LogIndex(last.0.saturating_sub(COMMIT_CHECK_WINDOW)).max(log.first_index());
-        for (&index, &term) in self.committed.range(from..) {
+        for (&index, &(term, _)) in self.committed.range(from..=last).filter(earlier) {
             if log.term(index).is_some_and(|held| held != term) {
                 return fail(format!(
-                    "{id} leads {} holding {index} of another term than committed {term}",
-                    raft.term()
+                    "{id} leads {leads} holding {index} of another term than committed {term}"
                 ));
             }
         }

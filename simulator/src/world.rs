@@ -984,7 +984,7 @@ impl World {
                 self.elected.push(id);
                 self.record(id, &format!("leader {term}"));
                 let node = self.nodes[position].node.as_ref().expect("running");
-                self.workload.check_leader_complete(node.raft())?;
+                self.workload.check_leader_complete(node.raft(), term)?;
                 if let Some(&other) = self.leaders.get(&term).filter(|&&other| other != id) {
                     let what = format!("{other} and {id} both lead {term}");
                     return Err(Failure {
