@@ -1226,7 +1226,6 @@ impl World {
             ..
         } = envelope.message
         {
-            let _ = term;
             let (durable, _) = self.durable_last(position, through, term);
             if through > durable.index {
                 let what = format!(
