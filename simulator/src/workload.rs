@@ -85,6 +85,16 @@ struct Consumer {
     next_at: Instant,
 }
 
+/// Which of the reading clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reading {
+    /// The consumer following the log.
+    Follower,
+    /// The reader checking linearizable reads.
+    Reader,
+}
+use Reading::{Follower, Reader};
+
 /// A message for the network: a request to a node.
 pub type Send = (NodeId, NodeId, ClientId, RequestId, Request);
 
@@ -227,6 +237,22 @@ impl Workload {
         }
     }
 
+    /// The consumer or the reader.
+    fn reading_client(&mut self, which: Reading) -> &mut Consumer {
+        match which {
+            Follower => &mut self.consumer,
+            Reader => &mut self.reader,
+        }
+    }
+
+    /// `which` asks a node other than `from`, after a pause.
+    fn retry_elsewhere(&mut self, which: Reading, from: NodeId, now: Instant) {
+        let target = self.other_node(from);
+        let client = self.reading_client(which);
+        client.target = target;
+        client.next_at = now + BACKOFF;
+    }
+
     /// Every client whose time has come acts: sends a batch, retries one,
     /// or follows on. Returns the requests to send.
     pub fn tick(&mut self, now: Instant) -> Vec<Send> {
@@ -329,10 +355,7 @@ impl Workload {
                 self.reader.target = leader;
                 self.reader.next_at = now;
             }
-            _ => {
-                self.reader.target = self.other_node(from);
-                self.reader.next_at = now + BACKOFF;
-            }
+            _ => self.retry_elsewhere(Reader, from, now),
         }
         Ok((Vec::new(), None))
     }
@@ -513,11 +536,8 @@ impl Workload {
                 self.consumer.next = first;
                 self.consumer.next_at = now;
             }
-            _ => {
-                // Behind, busy or gone: follow another node.
-                self.consumer.target = self.other_node(from);
-                self.consumer.next_at = now + BACKOFF;
-            }
+            // Behind, busy or gone: follow another node.
+            _ => self.retry_elsewhere(Follower, from, now),
         }
         Ok((Vec::new(), None))
     }
