@@ -42,6 +42,7 @@ fn store(count: u64) -> Vec<u8> {
         base: LogIndex(1),
         base_offset: Offset(0),
         prev_term: Term(0),
+        ..SegmentHeader::default()
     }
     .encode();
     for index in 1..=count {

@@ -7,6 +7,10 @@
 
 pub use cairn_proto::frame::{FRAME_HEADER_BYTES, FRAME_PAYLOAD_MAX};
 
+/// Most bytes of a configuration entry's data; every segment header
+/// carries one, so it stays small.
+pub const CONFIG_BYTES_MAX: u32 = 4 * 1024;
+
 /// The largest client record (its data bytes) a log accepts.
 pub const RECORD_BYTES_MAX: u32 = 1024 * 1024;
 /// Bytes of entry metadata in front of a record's data, at the most

@@ -496,7 +496,9 @@ impl Workload {
             Reply::Failed(_)
             | Reply::Records { .. }
             | Reply::Leader { .. }
-            | Reply::Transferring { .. } => {
+            | Reply::Transferring { .. }
+            | Reply::Changed { .. }
+            | Reply::Members { .. } => {
                 // Not leading, lost, busy, recovering: try again soon,
                 // somewhere else unless this node should know better.
                 if !matches!(

@@ -86,6 +86,8 @@ impl core::fmt::Display for Wire {
                 Request::Follow { from, .. } => write!(f, "follow {id} from {from}"),
                 Request::WhoLeads => write!(f, "who-leads {id}"),
                 Request::Transfer { to } => write!(f, "transfer {id} to {to}"),
+                Request::ChangeMembership(change) => write!(f, "change {id}: {change}"),
+                Request::Members => write!(f, "members {id}"),
             },
             Wire::Reply { id, reply, .. } => match reply {
                 Reply::Produced { first, count } => write!(f, "produced {id} {first} x{count}"),
@@ -94,6 +96,15 @@ impl core::fmt::Display for Wire {
                 }
                 Reply::Leader { leader, term } => write!(f, "leader {id} {leader:?} {term}"),
                 Reply::Transferring { to } => write!(f, "transferring {id} to {to}"),
+                Reply::Changed { index } => write!(f, "changed {id} at {index}"),
+                Reply::Members {
+                    configuration,
+                    index,
+                } => write!(
+                    f,
+                    "members {id} voters {:?} learners {:?} at {index}",
+                    configuration.voters.0, configuration.learners
+                ),
                 Reply::Failed(error) => write!(f, "failed {id} {error:?}"),
             },
         }

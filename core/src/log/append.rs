@@ -13,11 +13,14 @@ use cairn_proto::frame::{self, FrameKind};
 use cairn_proto::FRAME_HEADER_BYTES;
 
 use crate::limits::{
-    ALIGN_FRAMES_ABOVE_BYTES, APPEND_BYTES_MAX, APPEND_ENTRIES_MAX, ENTRY_META_BYTES_MAX,
-    ENTRY_PAYLOAD_BYTES_MAX, ENTRY_RECORDS_MAX, INDEX_WRITE_SLOTS, PAGE_BYTES, RECORD_BYTES_MAX,
+    ALIGN_FRAMES_ABOVE_BYTES, APPEND_BYTES_MAX, APPEND_ENTRIES_MAX, CONFIG_BYTES_MAX,
+    ENTRY_META_BYTES_MAX, ENTRY_PAYLOAD_BYTES_MAX, ENTRY_RECORDS_MAX, INDEX_WRITE_SLOTS,
+    PAGE_BYTES, RECORD_BYTES_MAX,
 };
 use crate::log::disk::{DiskOp, FileId};
-use crate::log::entry::{encode_frame, EntryKind, EntryMeta, NewEntry, Payload, SegmentHeader};
+use crate::log::entry::{
+    encode_frame, ConfigAt, EntryKind, EntryMeta, NewEntry, Payload, SegmentHeader,
+};
 use crate::log::index::{self, Slot, SLOT_BYTES};
 use crate::log::machine::{Appended, Log, Output, Pending};
 use crate::log::segment::Segment;
@@ -68,10 +71,22 @@ impl Log {
                 && active.store_len + padding_max + frame_len > self.config.segment_bytes
             {
                 self.flush(batch);
-                self.roll();
+                let config = self.active().config.clone();
+                self.roll(config);
                 batch = self.start_batch(needed);
             }
             self.push(&mut batch, &meta, new);
+            if new.kind == EntryKind::Config {
+                // A configuration entry ends its segment: the next one's
+                // header carries it (see `ConfigAt`).
+                self.flush(batch);
+                let config = ConfigAt {
+                    index: meta.index,
+                    data: new.data.clone(),
+                };
+                self.roll(config);
+                batch = self.start_batch(needed);
+            }
         }
         self.flush(batch);
         self.request_sync();
@@ -220,8 +235,10 @@ impl Log {
     /// to its exact length and synced, and the sealed store synced, before
     /// the new segment's files exist; the new store's header is durable
     /// before its name is. So a crash leaves the new segment absent or
-    /// whole, and every sealed segment self-consistent.
-    fn roll(&mut self) {
+    /// whole, and every sealed segment self-consistent. The new segment's
+    /// header carries `config`, the configuration in effect after the
+    /// sealed segment's last entry.
+    pub(super) fn roll(&mut self, config: ConfigAt) {
         let sealed = self.active();
         let (base, entries, last) = (sealed.base, sealed.entries, sealed.next_index().prev());
         let (next, next_offset, last_term) =
@@ -246,16 +263,24 @@ impl Log {
                 generation: self.generation,
             },
         );
-        self.create_segment(next, next_offset, last_term);
+        self.create_segment(next, next_offset, last_term, config);
         self.touch(base);
     }
 
     /// Creates a new, empty active segment.
-    pub(super) fn create_segment(&mut self, base: LogIndex, base_offset: Offset, prev_term: Term) {
+    pub(super) fn create_segment(
+        &mut self,
+        base: LogIndex,
+        base_offset: Offset,
+        prev_term: Term,
+        config: ConfigAt,
+    ) {
         let header = SegmentHeader {
             base,
             base_offset,
             prev_term,
+            config_index: config.index,
+            config: config.data.to_vec(),
         }
         .encode();
         let store = FileId::store(base);
@@ -277,8 +302,9 @@ impl Log {
             Pending::Change,
         );
         self.submit(DiskOp::SyncDir, Pending::Change);
-        self.segments
-            .push_back(Segment::empty(base, base_offset, prev_term, header_len));
+        let mut segment = Segment::empty(base, base_offset, prev_term, header_len);
+        segment.config = config;
+        self.segments.push_back(segment);
         self.index_written = 0;
     }
 
@@ -334,7 +360,12 @@ impl Log {
 fn check_entry(entry: &NewEntry) -> Result<(), Error> {
     let shape_ok = match entry.kind {
         EntryKind::Record => !entry.records.is_empty() && entry.data.is_empty(),
-        EntryKind::Noop | EntryKind::Config => entry.records.is_empty() && entry.producer.is_none(),
+        EntryKind::Noop => entry.records.is_empty() && entry.producer.is_none(),
+        EntryKind::Config => {
+            entry.records.is_empty()
+                && entry.producer.is_none()
+                && entry.data.len() <= CONFIG_BYTES_MAX as usize
+        }
     };
     let payload = entry.payload_len();
     if !shape_ok

@@ -318,8 +318,9 @@ pub fn encode_frame<B: frame::FrameBuffer>(meta: &EntryMeta, payload: Payload<'_
     frame::finish(out, start);
 }
 
-/// The first frame of every store file: where its segment starts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The first frame of every store file: where its segment starts, and the
+/// configuration in effect before its first entry.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SegmentHeader {
     /// The index of the segment's first entry (also in the file's name).
     pub base: LogIndex,
@@ -327,6 +328,37 @@ pub struct SegmentHeader {
     pub base_offset: Offset,
     /// The term of the entry just before `base` (Raft's prev_log_term).
     pub prev_term: Term,
+    /// The index of the last configuration entry before `base`
+    /// (`LogIndex(0)` if none).
+    pub config_index: LogIndex,
+    /// That entry's data (empty if none).
+    pub config: Vec<u8>,
+}
+
+/// The configuration in effect at a point of the log: the data of the last
+/// configuration entry at or before it, and that entry's index (`LogIndex(0)`
+/// and no data before any). The log keeps it opaque; its owner decodes it.
+///
+/// A configuration entry always ends its segment, and the next segment's
+/// header carries it: so every segment knows, from its header alone, the
+/// configuration in effect throughout it, and recovery, retention and
+/// snapshots never need to read old entries to find one.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ConfigAt {
+    /// The configuration entry's index (`LogIndex(0)` if none).
+    pub index: LogIndex,
+    /// Its data.
+    pub data: Bytes,
+}
+
+impl ConfigAt {
+    /// The configuration a segment's header carries.
+    pub fn of_header(header: &SegmentHeader) -> ConfigAt {
+        ConfigAt {
+            index: header.config_index,
+            data: Bytes::copy_from_slice(&header.config),
+        }
+    }
 }
 
 impl Entry {
@@ -382,7 +414,7 @@ impl Entry {
 impl SegmentHeader {
     /// The header's frame.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(48);
+        let mut out = Vec::with_capacity(48 + self.config.len());
         frame::encode(&mut out, FrameKind::SegmentHeader, self);
         out
     }
@@ -495,6 +527,8 @@ mod tests {
             base: LogIndex(5),
             base_offset: Offset(3),
             prev_term: Term(2),
+            config_index: LogIndex(4),
+            config: vec![1, 2, 3],
         };
         let bytes = header.encode();
         assert_eq!(

@@ -85,6 +85,7 @@ use crate::error::Error;
 use crate::ids::{IoId, LogIndex, Offset, ReadId, Term};
 use crate::limits::{INFLIGHT_IOS_MAX, PENDING_READS_MAX, RESIDENT_INDEXES_MAX};
 use crate::log::disk::{DiskError, DiskOp, DiskOutcome, DiskRequest, FileId};
+use crate::log::entry::{ConfigAt, EntryKind};
 use crate::log::recovery::Recovered;
 use crate::log::scan::Damage;
 use crate::log::segment::Segment;
@@ -241,7 +242,7 @@ impl Log {
             log.outputs.push_back(Output::Damaged(damage));
         }
         match log.segments.back() {
-            None => log.create_segment(LogIndex(1), Offset(0), Term(0)),
+            None => log.create_segment(LogIndex(1), Offset(0), Term(0), ConfigAt::default()),
             Some(active) => {
                 // Recovery's repairs leave every slot of the active segment
                 // in its index file.
@@ -250,10 +251,28 @@ impl Log {
                 if active.entries > 0 {
                     log.request_sync();
                 }
+                if let Some(config) = recovered.tail_config {
+                    log.roll(config);
+                }
             }
         }
         log.check_invariants();
         Ok(log)
+    }
+
+    /// The configuration in effect after entry `index` (see [`ConfigAt`]),
+    /// for `index` from the entry before the first served to the last.
+    pub fn config_at(&self, index: LogIndex) -> Option<&ConfigAt> {
+        if index.next() < self.first_index() || index >= self.next_index() {
+            return None;
+        }
+        let after = self.segments.partition_point(|s| s.base <= index.next());
+        Some(&self.segments[after.checked_sub(1)?].config)
+    }
+
+    /// The configuration in effect after the last entry.
+    pub fn latest_config(&self) -> &ConfigAt {
+        &self.active().config
     }
 
     /// The index of the first entry served. Segments being deleted are no
@@ -572,7 +591,22 @@ impl Log {
         );
         for segment in &self.segments {
             segment.check_invariants();
+            if let Some(resident) = &segment.resident {
+                let before_last = &resident.slots[..resident.slots.len().saturating_sub(1)];
+                assert!(
+                    before_last.iter().all(|s| s.kind != EntryKind::Config),
+                    "a configuration entry ends its segment"
+                );
+            }
         }
+        let active = self.active().resident.as_ref().expect("resident");
+        assert!(
+            active
+                .slots
+                .last()
+                .is_none_or(|s| s.kind != EntryKind::Config),
+            "a configuration entry is followed by a segment that carries it"
+        );
         for pair in self.segments.iter().collect::<Vec<_>>().windows(2) {
             let (a, b) = (pair[0], pair[1]);
             assert!(a.entries > 0, "only the active segment may be empty");

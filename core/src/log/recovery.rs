@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use crate::error::Error;
 use crate::ids::{LogIndex, Offset, Term};
 use crate::log::disk::{DiskOp, FileId, FileKind, FoundFile};
-use crate::log::entry::{EntryMeta, SegmentHeader};
+use crate::log::entry::{ConfigAt, Entry, EntryKind, EntryMeta, SegmentHeader};
 use crate::log::index::{self, Slot, SLOT_BYTES};
 use crate::log::scan::{self, Cursor, Damage};
 use crate::log::segment::{Resident, Segment};
@@ -34,6 +34,12 @@ pub struct Recovered {
     pub repairs: Vec<DiskOp>,
     /// What was found, for logs and tests.
     pub notes: Vec<Note>,
+    /// A configuration entry ending the last segment, whose successor a
+    /// crash kept from being created: the log creates it at start.
+    pub tail_config: Option<ConfigAt>,
+    /// The configuration after the segment recovered last (for a next one
+    /// whose header is damaged).
+    config_after_previous: ConfigAt,
 }
 
 /// One observation made during recovery.
@@ -104,6 +110,7 @@ pub fn recover(files: &[FoundFile<'_>]) -> Result<Recovered, Error> {
     recovered.drop_incomplete_tail(&mut stores);
     for (position, &(base, store, index)) in stores.iter().enumerate() {
         let previous = recovered.segments.last().cloned();
+        let last = position + 1 == stores.len();
         let segment = match stores.get(position + 1) {
             None => recovered.recover_active(base, store, index, previous.as_ref()),
             Some(&(next, next_store, _)) => {
@@ -113,6 +120,11 @@ pub fn recover(files: &[FoundFile<'_>]) -> Result<Recovered, Error> {
                 recovered.recover_sealed(base, store, index, previous.as_ref(), next)
             }
         };
+        let ending = last_entry_config(&segment, store, index);
+        recovered.config_after_previous = ending.clone().unwrap_or(segment.config.clone());
+        if last {
+            recovered.tail_config = ending;
+        }
         recovered.join(segment)?;
     }
     if recovered
@@ -210,6 +222,7 @@ impl Recovered {
             return segment;
         };
         let mut segment = Segment::empty(base, header.base_offset, header.prev_term, header_len);
+        segment.config = ConfigAt::of_header(&header);
         let missing = index.is_none();
         let index = index.unwrap_or(&[]);
         let mut slots = index::valid_prefix(index, header_len, store.len() as u64);
@@ -242,10 +255,16 @@ impl Recovered {
         previous: Option<&Segment>,
     ) -> (Segment, scan::Scan) {
         let mut segment = match header_of(base, store) {
-            Some((header, len)) => Segment::empty(base, header.base_offset, header.prev_term, len),
+            Some((header, len)) => {
+                let mut segment = Segment::empty(base, header.base_offset, header.prev_term, len);
+                segment.config = ConfigAt::of_header(&header);
+                segment
+            }
             None => {
                 self.notes.push(Note::DamagedHeader(base));
-                headerless(base, store, previous)
+                let mut segment = headerless(base, store, previous);
+                segment.config = self.config_after_previous.clone();
+                segment
             }
         };
         let scan = scan::scan(store, start_cursor(&segment));
@@ -429,6 +448,7 @@ fn sealed_fast_path(base: LogIndex, store: &[u8], index: &[u8]) -> Option<Segmen
         return None;
     }
     let mut segment = Segment::empty(base, header.base_offset, header.prev_term, header_len);
+    segment.config = ConfigAt::of_header(&header);
     segment.entries = count as u64;
     segment.store_len = store.len() as u64;
     segment.last_term = meta.term;
@@ -436,4 +456,32 @@ fn sealed_fast_path(base: LogIndex, store: &[u8], index: &[u8]) -> Option<Segmen
     segment.last_time = meta.time;
     segment.resident = None;
     Some(segment)
+}
+
+/// The configuration entry ending `segment`, if its last entry is one
+/// (found through its resident slots, or else its index's last slot).
+fn last_entry_config(segment: &Segment, store: &[u8], index: Option<&[u8]>) -> Option<ConfigAt> {
+    if segment.entries == 0 {
+        return None;
+    }
+    let position = match &segment.resident {
+        Some(resident) => resident.slots.last()?.position,
+        None => {
+            let index = index?;
+            let count = index.len() / SLOT_BYTES;
+            let start = index.len().checked_sub(SLOT_BYTES)?;
+            index::decode(count as u32 - 1, &index[start..])?.position
+        }
+    };
+    let frame = store.get(position as usize..)?;
+    let (meta, frame_len) = EntryMeta::peek(frame).ok()?;
+    if meta.kind != EntryKind::Config || meta.index != segment.next_index().prev() {
+        return None;
+    }
+    let bytes = bytes::Bytes::copy_from_slice(frame.get(..frame_len)?);
+    let (entry, _) = Entry::decode(&bytes).ok()?;
+    Some(ConfigAt {
+        index: entry.meta.index,
+        data: entry.data,
+    })
 }

@@ -6,7 +6,7 @@
 //! resident is answered `None`, and the log loads the index first.
 
 use crate::ids::{LogIndex, Offset, Term};
-use crate::log::entry::EntryKind;
+use crate::log::entry::{ConfigAt, EntryKind};
 use crate::log::index::Slot;
 use crate::time::Instant;
 
@@ -80,6 +80,10 @@ pub struct Segment {
     /// Its files are being deleted (retention or prefix truncation); it is
     /// no longer served, and leaves the log when the deletion is durable.
     pub retiring: bool,
+    /// The configuration in effect before its first entry (its header's).
+    /// A configuration entry only ever ends a segment, so this holds
+    /// throughout it, up to a configuration entry at its end.
+    pub config: ConfigAt,
 }
 
 impl Segment {
@@ -97,6 +101,7 @@ impl Segment {
             last_time: Instant::ZERO,
             resident: Some(Resident::default()),
             retiring: false,
+            config: ConfigAt::default(),
         }
     }
 

@@ -9,7 +9,7 @@ use crate::config::LogConfig;
 use crate::error::Error;
 use crate::ids::{IoId, LogIndex, Offset, ReadId, Term};
 use crate::log::disk::{DiskOp, DiskOutcome, FileId};
-use crate::log::entry::NewEntry;
+use crate::log::entry::{ConfigAt, NewEntry};
 use crate::log::machine::{Input, Log, Output, ReadFrom};
 use crate::log::recovery::Recovered;
 use crate::testing::MapDisk;
@@ -21,6 +21,17 @@ fn record(term: u64, data: &str) -> NewEntry {
 
 fn noop(term: u64) -> NewEntry {
     NewEntry::noop(Term(term))
+}
+
+fn config(index: u64, data: &str) -> ConfigAt {
+    ConfigAt {
+        index: LogIndex(index),
+        data: Bytes::copy_from_slice(data.as_bytes()),
+    }
+}
+
+fn config_entry(term: u64, data: &str) -> NewEntry {
+    NewEntry::config(Term(term), Bytes::copy_from_slice(data.as_bytes()))
 }
 
 /// Drains outputs, performing disk operations, until the log is quiet;
@@ -616,7 +627,8 @@ fn reset_starts_the_log_over() {
             .unwrap();
         drive(&mut log, &mut disk);
     }
-    log.reset(LogIndex(100), Offset(70), Term(3)).unwrap();
+    log.reset(LogIndex(100), Offset(70), Term(3), config(60, "snap"))
+        .unwrap();
     drive(&mut log, &mut disk);
     assert_eq!(
         (log.first_index(), log.next_index(), log.next_offset()),
@@ -640,7 +652,9 @@ fn reset_starts_the_log_over() {
         read_all(&mut restarted, &mut disk, ReadFrom::Offset(Offset(70))),
         [(100, 70, "after".to_string())]
     );
-    let backwards = restarted.reset(LogIndex(50), Offset(0), Term(1));
+    assert_eq!(restarted.latest_config(), &config(60, "snap"));
+    assert_eq!(restarted.config_at(LogIndex(99)), Some(&config(60, "snap")));
+    let backwards = restarted.reset(LogIndex(50), Offset(0), Term(1), ConfigAt::default());
     assert!(backwards.is_err(), "a reset never goes back before the log");
 }
 
@@ -673,4 +687,83 @@ fn truncate_prefix_is_segment_granular() {
     let first_index = log.first_index();
     let first = read_all(&mut log, &mut disk, ReadFrom::Index(first_index));
     assert_eq!(first[0].0, first_index.0);
+}
+
+// Goal: a configuration entry ends its segment, and the next segment's
+// header carries it, so the configuration at any point is known from
+// headers alone: after appends, after a restart, after a suffix truncation
+// removes the entry, and never before the log's first entry.
+#[test]
+fn configuration_entries_end_their_segment() {
+    let (mut log, mut disk) = fresh(LogConfig::default());
+    log.append(Instant::ZERO, vec![record(1, "a"), record(1, "b")])
+        .unwrap();
+    let appended = log
+        .append(
+            Instant::ZERO,
+            vec![config_entry(1, "A"), record(1, "c"), config_entry(1, "B")],
+        )
+        .unwrap();
+    drive(&mut log, &mut disk);
+    assert_eq!((appended.first, appended.last), (LogIndex(3), LogIndex(5)));
+    assert_eq!(log.segment_count(), 3, "each configuration entry rolled");
+    let expected = [
+        (0, Some(ConfigAt::default())),
+        (2, Some(ConfigAt::default())),
+        (3, Some(config(3, "A"))),
+        (4, Some(config(3, "A"))),
+        (5, Some(config(5, "B"))),
+        (6, None),
+    ];
+    for (index, want) in &expected {
+        assert_eq!(log.config_at(LogIndex(*index)), want.as_ref(), "at {index}");
+    }
+    log.flush_index();
+    drive(&mut log, &mut disk);
+    let mut restarted = Log::new(LogConfig::default(), disk.recover(), Instant::ZERO).unwrap();
+    drive(&mut restarted, &mut disk);
+    for (index, want) in &expected {
+        assert_eq!(
+            restarted.config_at(LogIndex(*index)),
+            want.as_ref(),
+            "restarted, at {index}"
+        );
+    }
+    let mut truncate = |after: u64| {
+        if let Err(Error::IndexNotResident { .. }) = restarted.truncate_suffix(LogIndex(after)) {
+            drive(&mut restarted, &mut disk);
+            restarted.truncate_suffix(LogIndex(after)).unwrap();
+        }
+        drive(&mut restarted, &mut disk);
+        restarted.latest_config().clone()
+    };
+    assert_eq!(truncate(4), config(3, "A"));
+    assert_eq!(truncate(3), config(3, "A"), "the entry stays");
+    assert_eq!(truncate(2), ConfigAt::default());
+}
+
+// Goal: a crash after a configuration entry was written but before the
+// segment that carries it was created leaves it ending the last segment;
+// the log creates that segment at start, so the entry is still in effect.
+#[test]
+fn a_configuration_entry_cut_from_its_roll_is_rolled_at_start() {
+    let (mut log, mut disk) = fresh(LogConfig::default());
+    log.append(Instant::ZERO, vec![record(1, "a"), config_entry(1, "A")])
+        .unwrap();
+    for (_, op) in ops(&mut log) {
+        if matches!(op, DiskOp::Create { .. }) {
+            break; // The crash: nothing of the roll reaches the disk.
+        }
+        disk.perform(&op);
+    }
+    let recovered = disk.recover();
+    assert_eq!(recovered.tail_config, Some(config(2, "A")));
+    let mut restarted = Log::new(LogConfig::default(), recovered, Instant::ZERO).unwrap();
+    drive(&mut restarted, &mut disk);
+    assert_eq!(restarted.segment_count(), 2);
+    assert_eq!(restarted.latest_config(), &config(2, "A"));
+    let appended = restarted
+        .append(Instant::ZERO, vec![record(1, "b")])
+        .unwrap();
+    assert_eq!(appended.first, LogIndex(3));
 }

@@ -9,6 +9,7 @@
 use crate::error::Error;
 use crate::ids::{LogIndex, Offset, Term};
 use crate::log::disk::{DiskOp, FileId};
+use crate::log::entry::ConfigAt;
 use crate::log::index::SLOT_BYTES;
 use crate::log::machine::{Log, Pending};
 use crate::log::scan::Damage;
@@ -140,12 +141,14 @@ impl Log {
 
     /// Removes everything and starts an empty log at `base`, whose first
     /// record will take `base_offset` and whose previous entry had
-    /// `prev_term` (installing a snapshot).
+    /// `prev_term`, with `config` in effect before it (installing a
+    /// snapshot).
     pub fn reset(
         &mut self,
         base: LogIndex,
         base_offset: Offset,
         prev_term: Term,
+        config: ConfigAt,
     ) -> Result<(), Error> {
         if let Some(error) = self.stopped {
             return Err(Error::Stopped(error));
@@ -167,7 +170,7 @@ impl Log {
         self.submit(DiskOp::SyncDir, Pending::Change);
         self.damaged.clear();
         self.recently_used.clear();
-        self.create_segment(base, base_offset, prev_term);
+        self.create_segment(base, base_offset, prev_term, config);
         // Until the new segment and the deletions are durable, a crash
         // brings back the old log: nothing is durable before this sync.
         self.durable = LogIndex(0);

@@ -30,6 +30,7 @@ use crate::log::entry::{NewEntry, Stamp};
 use crate::log::machine::{Log, ReadBatch, ReadError, ReadFrom};
 use crate::node::producers::{Decision, Producers};
 use crate::raft::machine::{Output as RaftOutput, Raft, RaftConfig};
+use crate::raft::membership::{Change, Refused};
 use crate::raft::message::Message;
 use crate::raft::quorum::Configuration;
 use crate::raft::state::RecoveredState;
@@ -83,6 +84,11 @@ pub enum Request {
         /// The voter to lead next.
         to: NodeId,
     },
+    /// Change the membership by one node (at the leader); answered once
+    /// the change is committed.
+    ChangeMembership(Change),
+    /// The configuration this node follows.
+    Members,
 }
 
 /// What a node answers.
@@ -114,6 +120,19 @@ pub enum Reply {
         leader: Option<NodeId>,
         /// The node's term.
         term: Term,
+    },
+    /// The membership change is committed, by the entry at `index`.
+    Changed {
+        /// The configuration entry.
+        index: LogIndex,
+    },
+    /// The configuration this node follows, and the entry that set it
+    /// (`LogIndex(0)`: the founding one).
+    Members {
+        /// The voters and learners.
+        configuration: Configuration,
+        /// The configuration entry.
+        index: LogIndex,
     },
     /// The request failed; see why.
     Failed(ClientError),
@@ -156,6 +175,8 @@ pub enum ClientError {
     Recovering,
     /// The batch is malformed or too large.
     Rejected(Error),
+    /// The membership change was refused; nothing changed.
+    Refused(Refused),
 }
 
 /// What the node asks of its driver or tells its owner.
@@ -176,16 +197,16 @@ pub enum Output {
     },
 }
 
-/// A produce waiting for its entry to commit.
-#[derive(Clone, Copy, Debug)]
+/// A produce or a membership change waiting for its entry to commit.
+#[derive(Clone, Debug)]
 struct Waiter {
     client: ClientId,
     id: RequestId,
     /// The entry's term when it was appended, if known: a different entry
     /// at that index later means this one was lost.
     term: Option<Term>,
-    offset: Offset,
-    count: u32,
+    /// The answer once it is committed.
+    answer: Reply,
 }
 
 /// A consume or follow: where from and how much.
@@ -346,6 +367,28 @@ impl Node {
                 };
                 self.reply(client, id, reply);
             }
+            Request::ChangeMembership(change) => match self.raft.change_membership(now, change) {
+                Ok(index) => {
+                    let waiter = Waiter {
+                        client,
+                        id,
+                        term: Some(self.raft.term()),
+                        answer: Reply::Changed { index },
+                    };
+                    self.wait_for(index, waiter);
+                }
+                Err(Refused::NotLeader { leader }) => {
+                    self.fail(client, id, ClientError::NotLeader { leader })
+                }
+                Err(refused) => self.fail(client, id, ClientError::Refused(refused)),
+            },
+            Request::Members => {
+                let reply = Reply::Members {
+                    configuration: self.raft.configuration().clone(),
+                    index: self.raft.configuration_index(),
+                };
+                self.reply(client, id, reply);
+            }
             Request::WhoLeads => {
                 let reply = Reply::Leader {
                     leader: self.raft.leader(),
@@ -380,8 +423,10 @@ impl Node {
                         client,
                         id,
                         term: self.raft.log().term(landed.index),
-                        offset: landed.offset,
-                        count: landed.records,
+                        answer: Reply::Produced {
+                            first: landed.offset,
+                            count: landed.records,
+                        },
                     };
                     return self.wait_for(landed.index, waiter);
                 }
@@ -404,8 +449,10 @@ impl Node {
                     client,
                     id,
                     term: Some(self.raft.term()),
-                    offset: appended.first_offset,
-                    count,
+                    answer: Reply::Produced {
+                        first: appended.first_offset,
+                        count,
+                    },
                 };
                 self.wait_for(appended.last, waiter);
             }
@@ -434,10 +481,7 @@ impl Node {
             let term = self.raft.log().term(index);
             for waiter in waiters {
                 let reply = if waiter.term.is_none() || term.is_none() || waiter.term == term {
-                    Reply::Produced {
-                        first: waiter.offset,
-                        count: waiter.count,
-                    }
+                    waiter.answer
                 } else {
                     Reply::Failed(ClientError::Lost)
                 };

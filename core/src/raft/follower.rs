@@ -13,10 +13,11 @@ use crate::bugs::Bug;
 use std::cell::Cell;
 
 use crate::ids::{LogIndex, NodeId, Offset, Term};
-use crate::log::entry::NewEntry;
+use crate::log::entry::{ConfigAt, EntryKind, NewEntry};
 use crate::log::machine::Log;
 use crate::raft::machine::{Output, Raft};
 use crate::raft::message::{AppendResult, Message};
+use crate::raft::quorum::Configuration;
 use crate::raft::replication::{decide_append, AppendDecision, LogView, Refusal};
 use crate::time::Instant;
 
@@ -106,6 +107,12 @@ impl Raft {
         }
         if self.is_leader() {
             return; // Two leaders in one term: the checkers say so.
+        }
+        let malformed = entries
+            .iter()
+            .any(|e| e.kind == EntryKind::Config && Configuration::decode(&e.data).is_none());
+        if malformed {
+            return; // Never stored: the log holds valid configurations only.
         }
         self.follow(now, from);
         // Entries before this log's first are committed and were retained
@@ -219,12 +226,15 @@ impl Raft {
         from: NodeId,
         term: Term,
         (last_index, last_term, next_offset): (LogIndex, Term, Offset),
+        config: ConfigAt,
         state: bytes::Bytes,
     ) {
         if term < self.term() {
             return self.refuse_stale(from, last_index);
         }
-        if self.is_leader() {
+        if self.is_leader()
+            || (!config.data.is_empty() && Configuration::decode(&config.data).is_none())
+        {
             return;
         }
         self.follow(now, from);
@@ -238,7 +248,7 @@ impl Raft {
                     // uncommitted, and the log starts over after it.
                     if self
                         .log
-                        .reset(last_index.next(), next_offset, last_term)
+                        .reset(last_index.next(), next_offset, last_term, config)
                         .is_err()
                     {
                         return;

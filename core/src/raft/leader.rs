@@ -66,6 +66,33 @@ impl Leadership {
         }
     }
 
+    /// Makes the followers `members`: a member new to it starts probing
+    /// after `last`; one that left is forgotten.
+    pub(super) fn set_followers(&mut self, members: &[NodeId], last: LogIndex) {
+        let left: Vec<NodeId> = self
+            .progress
+            .keys()
+            .filter(|id| !members.contains(id))
+            .copied()
+            .collect();
+        for id in left {
+            self.progress.remove(&id);
+            self.reading.remove(&id);
+            self.rounds.remove(&id);
+            if self.transfer.is_some_and(|(to, _)| to == id) {
+                self.transfer = None;
+            }
+        }
+        let joined: Vec<NodeId> = members
+            .iter()
+            .filter(|id| !self.progress.contains_key(id))
+            .copied()
+            .collect();
+        for id in joined {
+            self.progress.insert(id, Progress::new(last));
+        }
+    }
+
     fn cache_push(&mut self, entry: NewEntry) {
         self.cache_bytes += entry.payload_len() as u64;
         self.cache.push_back(entry);
@@ -134,7 +161,7 @@ impl Raft {
         };
         self.timers.stop(Timer::Election);
         let last = self.last_entry().index;
-        self.leadership = Some(Leadership::new(self.other_voters(), last));
+        self.leadership = Some(Leadership::new(self.other_members(), last));
         self.outputs
             .push_back(Output::BecameLeader { term: self.term() });
         let noop = !self.config.has_bug(Bug::CommitPreviousTermByCounting);
@@ -277,11 +304,18 @@ impl Raft {
             .log
             .term(last_index)
             .expect("the term before the first entry is known");
+        let config = self
+            .log
+            .config_at(last_index)
+            .expect("the configuration before the first entry is known")
+            .clone();
         let message = Message::Snapshot {
             term: self.term(),
             last_index,
             last_term,
             next_offset: self.log.first_offset(),
+            config_index: config.index,
+            config: config.data,
             state,
         };
         self.progress_mut(to).sent_snapshot(last_index);
@@ -338,7 +372,9 @@ impl Raft {
             return;
         };
         leadership.reading.remove(&to);
-        let progress = &leadership.progress[&to];
+        let Some(progress) = leadership.progress.get(&to) else {
+            return; // It left the configuration.
+        };
         let Ok(batch) = result else {
             return; // A failed read: the next heartbeat tries again.
         };
@@ -456,7 +492,7 @@ impl Raft {
                 .map(|(&node, _)| node)
                 .collect();
             confirmed.insert(id);
-            if !self.voters.agrees(&confirmed) {
+            if !self.configuration.agrees(&confirmed) {
                 break;
             }
             leadership.pending_reads.pop_front();
@@ -472,12 +508,10 @@ impl Raft {
                 leader: self.leader(),
             });
         }
-        let Some(leadership) = self.leadership.as_mut() else {
-            return Err(Error::NotLeader { leader: None });
-        };
-        if !leadership.progress.contains_key(&to) {
+        if !self.configuration.is_voter(to) || to == self.id {
             return Err(Error::NotAVoter { node: to });
         }
+        let leadership = self.leadership.as_mut().expect("leading");
         leadership.transfer = Some((to, now + self.config.election_timeout_min));
         self.replicate(now, to, true);
         self.hand_over(to);
@@ -520,11 +554,15 @@ impl Raft {
         matched.insert(self.id, self.log.durable_index());
         let log = &self.log;
         let commit = if self.config.has_bug(Bug::CommitPreviousTermByCounting) {
-            self.voters.committed(&matched).max(self.commit)
+            self.configuration.committed(&matched).max(self.commit)
         } else {
-            commit::advance(&self.voters, &matched, self.commit, self.term(), |index| {
-                log.term(index)
-            })
+            commit::advance(
+                &self.configuration,
+                &matched,
+                self.commit,
+                self.term(),
+                |index| log.term(index),
+            )
         };
         self.commit_to(commit);
     }

@@ -36,6 +36,7 @@ use crate::bugs::Bug;
 use crate::error::Error;
 use crate::ids::{IoId, LogIndex, NodeId, Offset, ReadId, Term};
 use crate::log::disk::{DiskError, DiskOutcome, DiskRequest};
+use crate::log::entry::{ConfigAt, EntryKind};
 use crate::log::machine::{
     Appended, Input, Log, Output as LogOutput, ReadBatch, ReadError, ReadFrom,
 };
@@ -225,7 +226,13 @@ pub(super) struct Held {
 pub struct Raft {
     pub(super) id: NodeId,
     pub(super) config: RaftConfig,
-    pub(super) voters: Configuration,
+    /// The configuration in effect: the last in the log (§4.1).
+    pub(super) configuration: Configuration,
+    /// Where it comes from: the log's last configuration entry.
+    pub(super) config_at: ConfigAt,
+    /// The configuration before any entry names one: the founding
+    /// voters, the same on each of them (empty on a node that joins later).
+    pub(super) bootstrap: Configuration,
     pub(super) role: Role,
     pub(super) state: StateFile,
     pub(super) log: Log,
@@ -254,12 +261,14 @@ pub struct Raft {
 }
 
 impl Raft {
-    /// A node with id `id` among `voters`, its state as recovered, over
-    /// `log`, drawing from `seed`.
+    /// A node with id `id`, its state as recovered, over `log`, drawing
+    /// from `seed`. `bootstrap` is the configuration until the log names
+    /// one: the founding voters on each of them, empty on a node that
+    /// joins later (it waits to be added and contacted).
     pub fn new(
         id: NodeId,
         config: RaftConfig,
-        voters: Configuration,
+        bootstrap: Configuration,
         recovered: RecoveredState,
         mut log: Log,
         seed: u64,
@@ -282,7 +291,9 @@ impl Raft {
         let mut raft = Raft {
             id,
             config,
-            voters,
+            configuration: bootstrap.clone(),
+            config_at: ConfigAt::default(),
+            bootstrap,
             role: Role::Follower { leader: None },
             state: StateFile::new(recovered),
             log,
@@ -299,6 +310,8 @@ impl Raft {
             read_rounds: 0,
             outputs: VecDeque::new(),
         };
+        raft.config_at = raft.log.latest_config().clone();
+        raft.configuration = raft.configuration_of(&raft.config_at.data.clone());
         raft.reset_election_timer(now);
         raft.drain(now);
         raft
@@ -348,9 +361,14 @@ impl Raft {
         &self.config
     }
 
-    /// The voters.
-    pub fn voters(&self) -> &Configuration {
-        &self.voters
+    /// The configuration in effect: the last in the log.
+    pub fn configuration(&self) -> &Configuration {
+        &self.configuration
+    }
+
+    /// The index of the entry that set it (`LogIndex(0)`: the bootstrap).
+    pub fn configuration_index(&self) -> LogIndex {
+        self.config_at.index
     }
 
     /// A short description of the role, term and log, for traces.
@@ -387,8 +405,8 @@ impl Raft {
 
     /// Takes in a message from `from`.
     pub fn handle(&mut self, now: Instant, from: NodeId, message: Message) {
-        if !self.voters.is_voter(from) || from == self.id {
-            return; // Strangers and echoes have no say.
+        if from == self.id {
+            return; // An echo.
         }
         let pre_vote_traffic = matches!(
             message,
@@ -449,8 +467,17 @@ impl Raft {
                 last_index,
                 last_term,
                 next_offset,
+                config_index,
+                config,
                 state,
-            } => self.on_snapshot(now, from, term, (last_index, last_term, next_offset), state),
+            } => {
+                let config = ConfigAt {
+                    index: config_index,
+                    data: config,
+                };
+                let end = (last_index, last_term, next_offset);
+                self.on_snapshot(now, from, term, end, config, state);
+            }
             Message::TimeoutNow { term } => self.on_timeout_now(now, from, term),
         }
         self.drain(now);
@@ -523,13 +550,13 @@ impl Raft {
                 if pre_vote && granted && term == current.next() =>
             {
                 votes.insert(from);
-                if self.voters.agrees(votes) {
+                if self.configuration.agrees(votes) {
                     self.stand(now);
                 }
             }
             Role::Candidate { granted: votes } if !pre_vote && granted && term == current => {
                 votes.insert(from);
-                if self.voters.agrees(votes) {
+                if self.configuration.agrees(votes) {
                     self.lead(now);
                 }
             }
@@ -602,10 +629,15 @@ impl Raft {
             return;
         }
         self.reset_election_timer(now);
+        if !self.configuration.is_voter(self.id) {
+            return; // Learners and strangers never stand (thesis §4.2.1).
+        }
         self.role = Role::PreCandidate {
             granted: BTreeSet::from([self.id]),
         };
-        if self.voters.agrees(&BTreeSet::from([self.id])) || self.config.has_bug(Bug::SkipPreVote) {
+        if self.configuration.agrees(&BTreeSet::from([self.id]))
+            || self.config.has_bug(Bug::SkipPreVote)
+        {
             return self.stand(now);
         }
         let term = self.term().next();
@@ -616,7 +648,10 @@ impl Raft {
     /// at once, without pre-votes, and ask for votes that a known leader
     /// does not silence.
     fn on_timeout_now(&mut self, now: Instant, from: NodeId, term: Term) {
-        if term != self.term() || self.leader() != Some(from) {
+        if term != self.term()
+            || self.leader() != Some(from)
+            || !self.configuration.is_voter(self.id)
+        {
             return;
         }
         self.stand_now(now, true);
@@ -637,7 +672,7 @@ impl Raft {
             granted: BTreeSet::from([self.id]),
         };
         self.reset_election_timer(now);
-        if self.voters.agrees(&BTreeSet::from([self.id])) {
+        if self.configuration.agrees(&BTreeSet::from([self.id])) {
             return self.lead(now);
         }
         self.ask_for_votes(term, false, transfer);
@@ -665,14 +700,20 @@ impl Raft {
         };
         let mut reached = std::mem::take(heard);
         reached.insert(self.id);
-        if self.voters.agrees(&reached) {
+        if self.configuration.agrees(&reached) {
             self.timers
                 .set(Timer::CheckQuorum, now + self.config.election_timeout_min);
             return;
         }
+        self.relinquish(now);
+    }
+
+    /// Stops leading, staying in the term, with no leader known.
+    pub(super) fn relinquish(&mut self, now: Instant) {
         self.role = Role::Follower { leader: None };
         self.end_leadership();
         self.timers.stop(Timer::Heartbeat);
+        self.timers.stop(Timer::CheckQuorum);
         self.reset_election_timer(now);
         self.outputs
             .push_back(Output::SteppedDown { term: self.term() });
@@ -685,11 +726,14 @@ impl Raft {
     }
 
     pub(super) fn other_voters(&self) -> Vec<NodeId> {
-        let mut voters: BTreeSet<NodeId> = self.voters.incoming.0.clone();
-        if let Some(outgoing) = &self.voters.outgoing {
-            voters.extend(outgoing.0.iter().copied());
-        }
-        voters.into_iter().filter(|&v| v != self.id).collect()
+        let voters = self.configuration.voters.0.iter();
+        voters.copied().filter(|&v| v != self.id).collect()
+    }
+
+    /// Voters and learners but this node: whom a leader replicates to.
+    pub(super) fn other_members(&self) -> Vec<NodeId> {
+        let members = self.configuration.members();
+        members.filter(|&v| v != self.id).collect()
     }
 
     fn persist(&mut self, state: HardState) {
@@ -780,6 +824,7 @@ impl Raft {
                 break;
             }
         }
+        self.leave_if_removed(now);
         let durable = self.state.durable();
         let durable_log = self.log.durable_index();
         while self
@@ -824,7 +869,11 @@ impl Raft {
             .filter_map(|(i, e)| Some((i, e.producer?, e.records.len() as u32)))
             .collect();
         let counts: Vec<u64> = entries.iter().map(|e| e.records.len() as u64).collect();
+        let configures = entries.iter().any(|e| e.kind == EntryKind::Config);
         let appended = self.log.append(now, entries)?;
+        if configures {
+            self.refresh_configuration();
+        }
         if !stamps.is_empty() {
             let mut offset = appended.first_offset;
             let mut offsets = Vec::with_capacity(counts.len());
@@ -849,6 +898,7 @@ impl Raft {
     pub(super) fn truncated(&mut self, after: LogIndex) {
         self.held.retain(|held| held.needs_log <= after);
         self.outputs.push_back(Output::Truncated { after });
+        self.refresh_configuration();
     }
 
     /// Starts a linearizable read (ReadIndex, thesis §6.4): it completes
@@ -919,10 +969,19 @@ impl Raft {
             self.leadership.is_some(),
             "a leader and only a leader keeps replication state"
         );
+        assert_eq!(
+            &self.config_at,
+            self.log.latest_config(),
+            "the configuration is the last in the log (thesis §4.1)"
+        );
         if let Some(leadership) = &self.leadership {
             assert!(
                 self.timers.deadline(Timer::Election).is_none(),
                 "a leader does not stand"
+            );
+            assert!(
+                leadership.progress.keys().copied().eq(self.other_members()),
+                "a leader replicates to every other member, and only to them"
             );
             leadership.check_invariants(self.log.next_index());
         }

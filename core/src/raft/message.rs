@@ -83,6 +83,11 @@ pub enum Message {
         last_term: Term,
         /// The offset the record after it takes.
         next_offset: Offset,
+        /// The index of the configuration entry in effect at its end
+        /// (`LogIndex(0)`: the bootstrap configuration).
+        config_index: LogIndex,
+        /// That entry's data (empty for the bootstrap).
+        config: bytes::Bytes,
         /// The owner's state as of the snapshot's end (for Cairn: the
         /// idempotent producers' last batches), opaque to Raft.
         state: bytes::Bytes,

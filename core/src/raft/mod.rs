@@ -17,6 +17,7 @@ pub mod election;
 mod follower;
 pub mod leader;
 pub mod machine;
+pub mod membership;
 pub mod message;
 pub mod progress;
 pub mod quorum;

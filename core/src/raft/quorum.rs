@@ -1,17 +1,19 @@
 //! Quorums: who must agree for a vote to win or an entry to commit.
 //!
 //! Raft §5.2 (a majority of voters elects), §5.3 (an entry stored on a
-//! majority is committed, subject to §5.4.2), and §6 (joint consensus: a
-//! decision needs a majority of the old and of the new configuration).
+//! majority is committed, subject to §5.4.2), and thesis §4.2.1 (learners
+//! follow the log without voting).
 //! Owns these rules as pure functions. It must never count a learner, nor a
 //! node that is not a voter, toward a quorum.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::{Deserialize, Serialize};
+
 use crate::ids::{LogIndex, NodeId};
 
 /// The voters of one configuration.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Voters(pub BTreeSet<NodeId>);
 
 impl Voters {
@@ -54,47 +56,81 @@ impl Voters {
     }
 }
 
-/// A configuration, possibly joint (Raft §6): during a change, decisions
-/// need a majority of the outgoing voters and of the incoming ones.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// A configuration: the voters, and the learners that receive the log but
+/// never vote nor count toward a quorum (thesis §4.2.1). Changes move one
+/// node at a time (`raft::membership`), so any majority of a configuration
+/// meets any majority of the next (thesis §4.1).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Configuration {
-    /// The voters being moved to (or the only ones, outside a change).
-    pub incoming: Voters,
-    /// The voters being moved from, during a joint change.
-    pub outgoing: Option<Voters>,
+    /// Who votes.
+    pub voters: Voters,
+    /// Who only follows.
+    pub learners: BTreeSet<NodeId>,
 }
 
 impl Configuration {
-    /// A simple (not joint) configuration.
+    /// A configuration of voters only.
     pub fn simple(voters: Voters) -> Configuration {
         Configuration {
-            incoming: voters,
-            outgoing: None,
+            voters,
+            learners: BTreeSet::new(),
         }
     }
 
-    /// Whether `id` votes in either half.
+    /// Whether `id` votes.
     pub fn is_voter(&self, id: NodeId) -> bool {
-        self.incoming.0.contains(&id) || self.outgoing.as_ref().is_some_and(|v| v.0.contains(&id))
+        self.voters.0.contains(&id)
     }
 
-    /// Whether `yes` wins in both halves.
+    /// Whether `id` votes or learns.
+    pub fn is_member(&self, id: NodeId) -> bool {
+        self.is_voter(id) || self.learners.contains(&id)
+    }
+
+    /// Voters and learners, in order.
+    pub fn members(&self) -> impl Iterator<Item = NodeId> + '_ {
+        let mut all: Vec<NodeId> = self
+            .voters
+            .0
+            .iter()
+            .chain(&self.learners)
+            .copied()
+            .collect();
+        all.sort_unstable();
+        all.into_iter()
+    }
+
+    /// Whether `yes` holds a majority of the voters.
     pub fn agrees(&self, yes: &BTreeSet<NodeId>) -> bool {
-        self.incoming.agrees(yes) && self.outgoing.as_ref().is_none_or(|v| v.agrees(yes))
+        self.voters.agrees(yes)
     }
 
-    /// Whether `no` makes winning impossible in either half.
+    /// Whether `no` makes a majority of the voters impossible.
     pub fn refuses(&self, no: &BTreeSet<NodeId>) -> bool {
-        self.incoming.refuses(no) || self.outgoing.as_ref().is_some_and(|v| v.refuses(no))
+        self.voters.refuses(no)
     }
 
-    /// The highest index stored by a majority of both halves.
+    /// The highest index stored by a majority of the voters.
     pub fn committed(&self, matched: &BTreeMap<NodeId, LogIndex>) -> LogIndex {
-        let incoming = self.incoming.committed(matched);
-        match &self.outgoing {
-            Some(outgoing) => incoming.min(outgoing.committed(matched)),
-            None => incoming,
-        }
+        self.voters.committed(matched)
+    }
+
+    /// The bytes of a configuration entry.
+    pub fn encode(&self) -> bytes::Bytes {
+        postcard::to_allocvec(self)
+            .expect("a configuration serializes")
+            .into()
+    }
+
+    /// A configuration entry's bytes; `None` if they are not one, or name a
+    /// node both voter and learner.
+    pub fn decode(bytes: &[u8]) -> Option<Configuration> {
+        let config: Configuration = postcard::from_bytes(bytes).ok()?;
+        config
+            .voters
+            .0
+            .is_disjoint(&config.learners)
+            .then_some(config)
     }
 }
 
@@ -181,30 +217,33 @@ mod tests {
         }
     }
 
-    // Goal: joint consensus needs both halves (Raft §6), for votes and for
-    // commits.
+    // Goal: learners never count (thesis §4.2.1), and a configuration
+    // entry's bytes decode to what was encoded, while bytes naming a node
+    // twice do not decode at all.
     #[test]
-    fn joint_configurations() {
-        let joint = Configuration {
-            incoming: Voters::of(&[3, 4, 5]),
-            outgoing: Some(Voters::of(&[1, 2, 3])),
+    fn learners_and_encoding() {
+        let config = Configuration {
+            voters: Voters::of(&[1, 2, 3]),
+            learners: set(&[4, 5]),
         };
-        assert!(!joint.agrees(&set(&[1, 2])), "old majority only");
-        assert!(!joint.agrees(&set(&[4, 5])), "new majority only");
-        assert!(joint.agrees(&set(&[1, 3, 4])));
-        assert!(joint.refuses(&set(&[4, 5])), "the new half is lost");
-        assert!(
-            joint.is_voter(NodeId(1)) && joint.is_voter(NodeId(5)) && !joint.is_voter(NodeId(6))
-        );
-        let matched = matched(&[(1, 10), (2, 10), (3, 8), (4, 2), (5, 1)]);
+        assert!(!config.agrees(&set(&[1, 4, 5])), "learners do not vote");
+        assert!(config.agrees(&set(&[1, 2])));
+        assert!(config.is_member(NodeId(4)) && !config.is_voter(NodeId(4)));
         assert_eq!(
-            joint.committed(&matched),
-            LogIndex(2),
-            "the lower of both halves"
+            config.committed(&matched(&[(1, 9), (4, 9), (5, 9), (2, 1)])),
+            LogIndex(1),
+            "a learner's copy commits nothing"
         );
         assert_eq!(
-            Configuration::simple(Voters::of(&[1, 2, 3])).committed(&matched),
-            LogIndex(10)
+            config.members().collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5].map(NodeId)
         );
+        assert_eq!(Configuration::decode(&config.encode()), Some(config));
+        let twice = Configuration {
+            voters: Voters::of(&[1, 2]),
+            learners: set(&[2]),
+        };
+        assert_eq!(Configuration::decode(&twice.encode()), None);
+        assert_eq!(Configuration::decode(&[0xff, 0xff]), None);
     }
 }
