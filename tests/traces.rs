@@ -175,3 +175,23 @@ fn leader_transfer() {
     ];
     assert_trace!("leader_transfer", trace(7, scripted(3, 1_000, script)));
 }
+
+// Thesis §4.2.1 and §4.1: a fourth node starts in no configuration; the
+// operator adds it as a learner — it is caught up from the leader without
+// voting or standing — and, once it has caught up, promotes it to voter.
+// Each configuration entry is in effect on a node as soon as it is in its
+// log, and the operator hears of each change once it is committed.
+#[test]
+fn learner_promoted_to_voter() {
+    let mut options = scripted(
+        3,
+        1_000,
+        vec![
+            at(ms(400), Action::AddLearner(Who::Node(NodeId(4)))),
+            at(ms(700), Action::Promote(Who::Node(NodeId(4)))),
+        ],
+    );
+    options.spares = 1;
+    options.workload.interval = ms(150);
+    assert_trace!("learner_promoted_to_voter", trace(8, options));
+}

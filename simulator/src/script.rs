@@ -53,6 +53,12 @@ pub enum Action {
     RestartAll,
     /// An operator asks the leader to hand leadership to this node.
     Transfer(Who),
+    /// An operator asks the leader to add this node as a learner.
+    AddLearner(Who),
+    /// An operator asks the leader to make this learner a voter.
+    Promote(Who),
+    /// An operator asks the leader to remove this node.
+    Remove(Who),
 }
 
 /// One step of a script.

@@ -98,15 +98,6 @@ use Reading::{Follower, Reader};
 /// A message for the network: a request to a node.
 pub type Send = (NodeId, NodeId, ClientId, RequestId, Request);
 
-/// An acknowledged batch: its offsets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Acked {
-    /// Its first record's offset.
-    pub first: Offset,
-    /// Its records.
-    pub count: u32,
-}
-
 /// The clients and their ledger.
 pub struct Workload {
     options: WorkloadOptions,
@@ -320,10 +311,10 @@ impl Workload {
         from: NodeId,
         id: RequestId,
         reply: Reply,
-    ) -> Result<(Vec<Send>, Option<Acked>), Failure> {
+    ) -> Result<Vec<Send>, Failure> {
         let reader = &mut self.reader;
         if reader.inflight.map(|f| f.id) != Some(id) {
-            return Ok((Vec::new(), None));
+            return Ok(Vec::new());
         }
         reader.inflight = None;
         let asked = reader.next;
@@ -357,7 +348,7 @@ impl Workload {
             }
             _ => self.retry_elsewhere(Reader, from, now),
         }
-        Ok((Vec::new(), None))
+        Ok(Vec::new())
     }
 
     fn send_batch(&mut self, now: Instant, position: usize) -> Option<Send> {
@@ -429,8 +420,8 @@ impl Workload {
     }
 
     /// Takes in a node's answer to client `client`'s request `id`. Returns
-    /// what to send now, and the batch it acknowledges, if any (for the
-    /// world to check on the nodes' disks).
+    /// what to send now. (The world checks an acknowledged batch on the
+    /// nodes' disks when the node sends the acknowledgement.)
     pub fn on_reply(
         &mut self,
         now: Instant,
@@ -438,7 +429,7 @@ impl Workload {
         client: ClientId,
         id: RequestId,
         reply: Reply,
-    ) -> Result<(Vec<Send>, Option<Acked>), Failure> {
+    ) -> Result<Vec<Send>, Failure> {
         if client.get() == self.reader.n {
             return self.on_read_reply(now, from, id, reply);
         }
@@ -448,7 +439,7 @@ impl Workload {
         let position = client.get() as usize;
         let producer = &mut self.producers[position];
         if producer.inflight.map(|f| f.id) != Some(id) {
-            return Ok((Vec::new(), None)); // An answer to an abandoned try.
+            return Ok(Vec::new()); // An answer to an abandoned try.
         }
         producer.inflight = None;
         match reply {
@@ -473,13 +464,13 @@ impl Workload {
                         });
                     }
                 }
-                Ok((Vec::new(), Some(Acked { first, count })))
+                Ok(Vec::new())
             }
             Reply::Failed(ClientError::NotLeader {
                 leader: Some(leader),
             }) if leader != from => {
                 producer.target = leader;
-                Ok((self.send_batch(now, position).into_iter().collect(), None))
+                Ok(self.send_batch(now, position).into_iter().collect())
             }
             // A stale batch or a malformed one: this producer sends neither.
             // (Out of order is retried: a node that lags, or a leader that
@@ -509,7 +500,7 @@ impl Workload {
                     self.producers[position].target = target;
                 }
                 self.producers[position].next_at = now + BACKOFF;
-                Ok((Vec::new(), None))
+                Ok(Vec::new())
             }
         }
     }
@@ -520,9 +511,9 @@ impl Workload {
         from: NodeId,
         id: RequestId,
         reply: Reply,
-    ) -> Result<(Vec<Send>, Option<Acked>), Failure> {
+    ) -> Result<Vec<Send>, Failure> {
         if self.consumer.inflight.map(|f| f.id) != Some(id) {
-            return Ok((Vec::new(), None));
+            return Ok(Vec::new());
         }
         self.consumer.inflight = None;
         match reply {
@@ -541,7 +532,7 @@ impl Workload {
             // Behind, busy or gone: follow another node.
             _ => self.retry_elsewhere(Follower, from, now),
         }
-        Ok((Vec::new(), None))
+        Ok(Vec::new())
     }
 
     fn check_record(

@@ -25,11 +25,13 @@ use cairn_core::config::LogConfig;
 use cairn_core::ids::{ClientId, RequestId};
 use cairn_core::ids::{LogIndex, NodeId, Term};
 use cairn_core::log::disk::{DiskOp, DiskRequest, FileId, FoundFile};
+use cairn_core::log::entry::ConfigAt;
 use cairn_core::log::machine::Log;
 use cairn_core::log::recovery;
 use cairn_core::node::machine::{Node, Output as NodeOutput, Reply, Request};
 use cairn_core::raft::election::LastEntry;
 use cairn_core::raft::machine::{Output, Raft, RaftConfig, Role};
+use cairn_core::raft::membership::Change;
 use cairn_core::raft::message::{AppendResult, Envelope, Message};
 use cairn_core::raft::quorum::{Configuration, Voters};
 use cairn_core::raft::state;
@@ -100,11 +102,7 @@ impl core::fmt::Display for Wire {
                 Reply::Members {
                     configuration,
                     index,
-                } => write!(
-                    f,
-                    "members {id} voters {:?} learners {:?} at {index}",
-                    configuration.voters.0, configuration.learners
-                ),
+                } => write!(f, "members {id} {configuration} at {index}"),
                 Reply::Failed(error) => write!(f, "failed {id} {error:?}"),
             },
         }
@@ -138,6 +136,12 @@ pub struct WorldOptions {
     /// The most a node's clock runs fast or slow, in parts per million:
     /// each node draws its own drift within it.
     pub clock_drift_ppm: i64,
+    /// Nodes started in no configuration, after the founding voters: an
+    /// operator may add them as learners and promote them.
+    pub spares: u64,
+    /// Whether faults include membership changes (add a learner, promote
+    /// one, remove a node).
+    pub membership: bool,
 }
 
 impl WorldOptions {
@@ -207,6 +211,8 @@ impl WorldOptions {
             script: None,
             disk: DiskFaults::default(),
             clock_drift_ppm: [0, 200, 20_000][rng.random_range(0..3)],
+            spares: [0, 0, 1, 2][rng.random_range(0..4)],
+            membership: rng.random_bool(0.5),
         }
     }
 
@@ -276,6 +282,8 @@ impl WorldOptions {
             script: Some(script),
             disk: DiskFaults::default(),
             clock_drift_ppm: 0,
+            spares: 0,
+            membership: false,
         }
     }
 }
@@ -427,7 +435,7 @@ impl World {
     /// A world for `seed`; with `trace`, every event is also kept as a line.
     pub fn new(seed: u64, options: WorldOptions, trace: bool) -> World {
         let root = Rng::new(seed);
-        let voters: Vec<u64> = (1..=options.nodes).collect();
+        let ids: Vec<u64> = (1..=options.nodes + options.spares).collect();
         let mut world = World {
             seed,
             now: Instant::ZERO,
@@ -441,14 +449,14 @@ impl World {
             failovers: Vec::new(),
             script: options.script.clone().unwrap_or_default().into(),
             pre_votes: BTreeMap::new(),
-            workload: Workload::new(options.workload.clone(), seed, options.nodes),
+            workload: Workload::new(options.workload.clone(), seed, ids.len() as u64),
             hasher: fnv::FnvHasher::default(),
             trace: trace.then(Vec::new),
             events: 0,
             options,
         };
         let mut drift = Rng::new(root.child(Stream::World, CHILD_CLOCKS)).stream(Stream::World);
-        for &id in &voters {
+        for &id in &ids {
             let disk = SimDisk::new(
                 root.child(Stream::Disk, CHILD_DISK + id),
                 world.options.disk,
@@ -476,12 +484,26 @@ impl World {
         world
     }
 
-    fn configuration(&self) -> Configuration {
+    /// The configuration node `id` starts with until its log names one:
+    /// the founding voters on each of them, none on a spare.
+    fn bootstrap(&self, id: NodeId) -> Configuration {
+        if id.get() > self.options.nodes {
+            return Configuration::default();
+        }
         Configuration::simple(Voters::of(&(1..=self.options.nodes).collect::<Vec<_>>()))
     }
 
+    /// The configuration a log's last configuration entry names (the
+    /// bootstrap of `id` before any).
+    fn configuration_of(&self, id: NodeId, config: &ConfigAt) -> Configuration {
+        if config.data.is_empty() {
+            return self.bootstrap(id);
+        }
+        Configuration::decode(&config.data).expect("logs hold valid configurations")
+    }
+
     fn start(&mut self, position: usize) {
-        let configuration = self.configuration();
+        let configuration = self.bootstrap(self.nodes[position].id);
         let node = &mut self.nodes[position];
         let found = node.disk.found_files();
         let recovered = state::recover(&found).expect("one copy of the state survives a crash");
@@ -728,20 +750,15 @@ impl World {
                 self.network.heal();
                 self.record(NodeId(0), "network healed");
             }
-            Action::Transfer(who) => {
-                let leader = self.resolve(Who::Leader);
-                let target = self.resolve(who).map(|p| self.nodes[p].id);
-                if let (Some(position), Some(to)) = (leader, target) {
-                    let node = &mut self.nodes[position];
-                    let now = node.local(self.now);
-                    let id = node.id;
-                    if let Some(machine) = node.node.as_mut() {
-                        node.touched = true;
-                        let request = Request::Transfer { to };
-                        machine.request(now, ClientId(OPERATOR), RequestId(0), request);
-                        self.record(id, &format!("asked to hand leadership to {to}"));
-                    }
-                }
+            Action::Transfer(who) => self.ask_leader(who, |to| Request::Transfer { to }),
+            Action::AddLearner(who) => self.ask_leader(who, |node| {
+                Request::ChangeMembership(Change::AddLearner(node))
+            }),
+            Action::Promote(who) => {
+                self.ask_leader(who, |node| Request::ChangeMembership(Change::Promote(node)))
+            }
+            Action::Remove(who) => {
+                self.ask_leader(who, |node| Request::ChangeMembership(Change::Remove(node)))
             }
             Action::RestartAll => {
                 for position in 0..self.nodes.len() {
@@ -751,6 +768,54 @@ impl World {
                 }
             }
         }
+    }
+
+    /// The operator sends the leader the request `ask` makes of the node
+    /// `who` means (directly: the operator's link never fails).
+    fn ask_leader(&mut self, who: Who, ask: impl FnOnce(NodeId) -> Request) {
+        let leader = self.resolve(Who::Leader);
+        let target = self.resolve(who).map(|p| self.nodes[p].id);
+        if let (Some(position), Some(target)) = (leader, target) {
+            let node = &mut self.nodes[position];
+            let now = node.local(self.now);
+            let id = node.id;
+            if let Some(machine) = node.node.as_mut() {
+                node.touched = true;
+                let request = ask(target);
+                let line = format!(
+                    "asked: {}",
+                    Wire::Request {
+                        client: ClientId(OPERATOR),
+                        id: RequestId(0),
+                        request: request.clone(),
+                    }
+                );
+                machine.request(now, ClientId(OPERATOR), RequestId(0), request);
+                self.record(id, &line);
+            }
+        }
+    }
+
+    /// The operator moves the membership one step, toward a node drawn at
+    /// random: a learner is promoted, a stranger added as a learner, a
+    /// voter removed while more than two remain.
+    fn change_membership(&mut self, position: usize) {
+        let Some(leader) = self.resolve(Who::Leader) else {
+            return;
+        };
+        let machine = self.nodes[leader].node.as_ref().expect("a running leader");
+        let config = machine.raft().configuration();
+        let node = self.nodes[position].id;
+        let action = if config.learners.contains(&node) {
+            Action::Promote(Who::Node(node))
+        } else if !config.is_member(node) {
+            Action::AddLearner(Who::Node(node))
+        } else if config.voters.0.len() > 2 {
+            Action::Remove(Who::Node(node))
+        } else {
+            return;
+        };
+        self.run_action(action);
     }
 
     /// Power loss at the node at `position`.
@@ -875,10 +940,7 @@ impl World {
             }
             Wire::Reply { client, id, reply } => {
                 self.record(to, &line);
-                let (sends, acked) = self.workload.on_reply(now, from, client, id, reply)?;
-                if let Some(acked) = acked {
-                    self.check_on_quorum_disks(acked)?;
-                }
+                let sends = self.workload.on_reply(now, from, client, id, reply)?;
                 self.send_requests(now, sends);
             }
         }
@@ -932,8 +994,17 @@ impl World {
         let id = self.nodes[position].id;
         let output = match output {
             NodeOutput::Raft(output) => output,
-            NodeOutput::Reply { client, reply, .. } if client == ClientId(OPERATOR) => {
-                self.record(id, &format!("told the operator {reply:?}"));
+            NodeOutput::Reply {
+                client,
+                id: request,
+                reply,
+            } if client == ClientId(OPERATOR) => {
+                let wire = Wire::Reply {
+                    client,
+                    id: request,
+                    reply,
+                };
+                self.record(id, &format!("told the operator: {wire}"));
                 return Ok(());
             }
             NodeOutput::Reply {
@@ -941,6 +1012,9 @@ impl World {
                 id: request,
                 reply,
             } => {
+                if let Reply::Produced { first, count } = reply {
+                    self.check_on_quorum_disks(position, first, count)?;
+                }
                 let wire = Wire::Reply {
                     client,
                     id: request,
@@ -1028,6 +1102,10 @@ impl World {
                 self.record(id, &format!("installed a snapshot through {last_index}"))
             }
             Output::Truncated { after } => self.record(id, &format!("truncated after {after}")),
+            Output::Configured {
+                index,
+                configuration,
+            } => self.record(id, &format!("configuration of {index}: {configuration}")),
             // Owners' reads are the verification's, at the end.
             Output::Read { .. } => {}
             Output::Damaged(damage) => self.record(id, &format!("damaged {damage:?}")),
@@ -1062,7 +1140,12 @@ impl World {
     /// would leave is a prefix of the running node's log, this asks the
     /// disk which of its frames are durable (a binary search); otherwise
     /// it recovers the durable files.
-    fn durable_last(&mut self, position: usize, index: LogIndex, term: Term) -> (LastEntry, bool) {
+    fn durable_last(
+        &mut self,
+        position: usize,
+        index: LogIndex,
+        term: Term,
+    ) -> (LastEntry, bool, ConfigAt) {
         let node = &self.nodes[position];
         if let Some(machine) = node.node.as_ref().filter(|_| node.durable_is_prefix()) {
             let log = machine.raft().log();
@@ -1079,12 +1162,12 @@ impl World {
                     high = middle.prev();
                 }
             }
-            if let Some(last_term) = log.term(low) {
+            if let (Some(last_term), Some(config)) = (log.term(low), log.config_at(low)) {
                 let last = LastEntry {
                     term: last_term,
                     index: low,
                 };
-                return (last, holds_entry(log, low, index, term));
+                return (last, holds_entry(log, low, index, term), config.clone());
             }
         }
         let log = self.durable_log(position);
@@ -1092,7 +1175,8 @@ impl World {
             term: log.last_term(),
             index: log.next_index().prev(),
         };
-        (last, holds_entry(log, last.index, index, term))
+        let config = log.latest_config().clone();
+        (last, holds_entry(log, last.index, index, term), config)
     }
 
     /// Whether a crash now would leave the record at `offset` in the node's
@@ -1121,21 +1205,46 @@ impl World {
     /// moment of its acknowledgement (or retained away after commit). The
     /// records' bytes are held to the ledger at the end, when every node's
     /// committed records are read back.
-    fn check_on_quorum_disks(&mut self, acked: crate::workload::Acked) -> Result<(), Failure> {
-        let last = acked.first.plus(u64::from(acked.count) - 1);
-        let mut holding = 0;
+    ///
+    /// The quorum is of the configuration the acknowledging leader counts
+    /// in now (its last, in effect once appended), or of the one it had
+    /// committed: an entry committed under the committed configuration may
+    /// be acknowledged later, when a change is under way, and one committed
+    /// by a majority of a new configuration is safe though the old one has
+    /// no majority of it yet (any majorities of the two meet, §4.1).
+    fn check_on_quorum_disks(
+        &mut self,
+        leader: usize,
+        first: cairn_core::ids::Offset,
+        count: u32,
+    ) -> Result<(), Failure> {
+        let last = first.plus(u64::from(count) - 1);
+        let raft = self.nodes[leader].node.as_ref().expect("running").raft();
+        let at = raft
+            .log()
+            .config_at(raft.commit())
+            .cloned()
+            .unwrap_or_default();
+        let configs = [
+            self.configuration_of(self.nodes[leader].id, &at),
+            raft.configuration().clone(),
+        ];
+        let mut holders: Vec<NodeId> = Vec::new();
         for position in 0..self.nodes.len() {
             if self.durable_holds_offset(position, last) {
-                holding += 1;
+                holders.push(self.nodes[position].id);
             }
         }
-        if holding * 2 <= self.nodes.len() {
+        let held_by_majority = |config: &Configuration| {
+            let holding = holders.iter().filter(|&&id| config.is_voter(id)).count();
+            holding * 2 > config.voters.0.len()
+        };
+        if !configs.iter().any(held_by_majority) {
+            let voters = &configs[1].voters.0;
             return Err(Failure {
                 checker: "acked on a quorum's disks",
                 what: format!(
-                    "records {} to {last} acked with {holding} of {} synced copies",
-                    acked.first,
-                    self.nodes.len()
+                    "records {first} to {last} acked with synced copies on {holders:?} only, voters {voters:?}"
                 ),
             });
         }
@@ -1158,33 +1267,37 @@ impl World {
             return Ok(());
         };
         // Each node's log as it is (if running) and as a crash would leave
-        // it: its last entry, and whether it holds the committed entry.
-        let mut versions: Vec<(NodeId, LastEntry, bool)> = Vec::new();
-        let mut durable: Vec<LastEntry> = Vec::new();
+        // it: its last entry, whether it holds the committed entry, and the
+        // configuration it would count votes in (its log's last).
+        let mut versions: Vec<(NodeId, LastEntry, bool, Configuration)> = Vec::new();
+        let mut durable: Vec<(NodeId, LastEntry)> = Vec::new();
         for position in 0..self.nodes.len() {
-            let (last, holds) = self.durable_last(position, index, term);
-            durable.push(last);
-            let node = &self.nodes[position];
-            versions.push((node.id, last, holds));
-            if let Some(machine) = &node.node {
+            let (last, holds, config) = self.durable_last(position, index, term);
+            let id = self.nodes[position].id;
+            durable.push((id, last));
+            versions.push((id, last, holds, self.configuration_of(id, &config)));
+            if let Some(machine) = &self.nodes[position].node {
                 let log = machine.raft().log();
                 let current = LastEntry {
                     term: log.last_term(),
                     index: log.next_index().prev(),
                 };
                 versions.push((
-                    node.id,
+                    id,
                     current,
                     holds_entry(log, log.next_index().prev(), index, term),
+                    machine.raft().configuration().clone(),
                 ));
             }
         }
-        for (id, candidate, holds) in versions {
+        for (id, candidate, holds, config) in versions {
             let voters = durable
                 .iter()
-                .filter(|v| candidate.at_least_as_up_to_date_as(v))
+                .filter(|(voter, v)| {
+                    config.is_voter(*voter) && candidate.at_least_as_up_to_date_as(v)
+                })
                 .count();
-            if voters * 2 > self.nodes.len() && !holds {
+            if config.is_voter(id) && voters * 2 > config.voters.0.len() && !holds {
                 return Err(Failure {
                     checker: "commits are safe",
                     what: format!(
@@ -1210,8 +1323,14 @@ impl World {
         else {
             return Ok(());
         };
-        let granted = self.pre_votes.get(&(id, term)).map_or(0, |g| g.len()) + 1;
-        if granted * 2 > self.nodes.len() {
+        let Some(node) = self.nodes.iter().find(|n| n.id == id) else {
+            return Ok(());
+        };
+        let config = node.node.as_ref().expect("sending").raft().configuration();
+        let granted = self.pre_votes.get(&(id, term)).map_or(0, |g| {
+            g.iter().filter(|&&voter| config.is_voter(voter)).count()
+        }) + 1;
+        if granted * 2 > config.voters.0.len() {
             return Ok(());
         }
         Err(Failure {
@@ -1237,7 +1356,7 @@ impl World {
             ..
         } = envelope.message
         {
-            let (durable, _) = self.durable_last(position, through, term);
+            let (durable, _, _) = self.durable_last(position, through, term);
             if through > durable.index {
                 let what = format!(
                     "{} said it stores {through} with its disk holding up to {}",
@@ -1300,7 +1419,10 @@ impl World {
         let id = self.nodes[position].id;
         let all: Vec<NodeId> = self.nodes.iter().map(|n| n.id).collect();
         let other = all[self.rng.random_range(0..all.len())];
-        match self.rng.random_range(0..9) {
+        // Membership changes are a tenth fault, drawn only where asked for,
+        // so that other seeds keep their draws.
+        let kinds = if self.options.membership { 10 } else { 9 };
+        match self.rng.random_range(0..kinds) {
             0 if self.nodes[position].node.is_some() => self.crash(position),
             1 if self.nodes[position].node.is_none() => {
                 self.start(position);
@@ -1320,6 +1442,7 @@ impl World {
                 self.pause(position, pause);
             }
             7 => self.run_action(Action::Transfer(Who::Node(other))),
+            9 => self.change_membership(position),
             5 if other != id => {
                 let delay = Duration::from_millis(self.rng.random_range(50..500));
                 self.network.clog(id, other, delay);
@@ -1371,7 +1494,9 @@ impl World {
             return false;
         };
         let (term, last) = (lead.term(), lead.log().next_index().prev());
-        self.workload.quiet() && running.iter().all(|raft| {
+        let members = lead.configuration();
+        let running = running.iter().filter(|raft| members.is_member(raft.id()));
+        self.workload.quiet() && running.into_iter().all(|raft| {
             raft.term() == term
                 && raft.commit() == last
                 && raft.log().next_index().prev() == last
@@ -1382,12 +1507,20 @@ impl World {
 
     /// Reads every committed record from every node, as a consumer would,
     /// and holds it to the workload's ledger.
+    /// Nodes outside the leader's configuration (removed, or never added)
+    /// are not held to it.
     fn verify_consumers(&mut self) -> Result<(), Failure> {
+        let leader = self.resolve(Who::Leader).expect("settled under a leader");
+        let leader = self.nodes[leader].node.as_ref().expect("running");
+        let members = leader.raft().configuration().clone();
         for position in 0..self.nodes.len() {
             let id = self.nodes[position].id;
             let Some(node) = self.nodes[position].node.as_ref() else {
                 continue;
             };
+            if !members.is_member(id) {
+                continue;
+            }
             let (first, end) = (
                 node.raft().log().first_offset(),
                 node.raft().commit_offset(),

@@ -195,6 +195,15 @@ pub enum Output {
         /// The read's id.
         id: u64,
     },
+    /// The configuration in effect changed (an entry naming one was
+    /// appended, or removed): it is now `configuration`, set by the entry
+    /// at `index` (`LogIndex(0)`: the bootstrap).
+    Configured {
+        /// The configuration entry.
+        index: LogIndex,
+        /// The voters and learners.
+        configuration: Configuration,
+    },
     /// A follower needs a snapshot: give the owner's state as of the log's
     /// first index with `provide_snapshot_state`.
     SnapshotStateWanted,

@@ -21,7 +21,7 @@ use bytes::Bytes;
 
 use crate::ids::{LogIndex, NodeId};
 use crate::log::entry::NewEntry;
-use crate::raft::machine::{Raft, Role};
+use crate::raft::machine::{Output, Raft, Role};
 use crate::raft::quorum::Configuration;
 use crate::time::Instant;
 
@@ -174,6 +174,10 @@ impl Raft {
         }
         self.config_at = latest.clone();
         self.configuration = self.configuration_of(&latest.data.clone());
+        self.outputs.push_back(Output::Configured {
+            index: self.config_at.index,
+            configuration: self.configuration.clone(),
+        });
         let members: Vec<NodeId> = self
             .configuration
             .members()

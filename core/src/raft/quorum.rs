@@ -68,6 +68,23 @@ pub struct Configuration {
     pub learners: BTreeSet<NodeId>,
 }
 
+impl core::fmt::Display for Configuration {
+    /// `voters n1 n2 n3 learners n4`, for traces.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("voters")?;
+        for voter in &self.voters.0 {
+            write!(f, " {voter}")?;
+        }
+        if !self.learners.is_empty() {
+            f.write_str(" learners")?;
+            for learner in &self.learners {
+                write!(f, " {learner}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Configuration {
     /// A configuration of voters only.
     pub fn simple(voters: Voters) -> Configuration {

@@ -124,6 +124,7 @@ impl Cluster {
                     | Output::Stamped { .. }
                     | Output::Truncated { .. }
                     | Output::Installed { .. }
+                    | Output::Configured { .. }
                     | Output::Damaged(_) => {}
                     Output::ReadReady { id: read, .. } => self.reads.push((id, read, true)),
                     Output::ReadFailed { id: read } => self.reads.push((id, read, false)),
