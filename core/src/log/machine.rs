@@ -591,13 +591,6 @@ impl Log {
         );
         for segment in &self.segments {
             segment.check_invariants();
-            if let Some(resident) = &segment.resident {
-                let before_last = &resident.slots[..resident.slots.len().saturating_sub(1)];
-                assert!(
-                    before_last.iter().all(|s| s.kind != EntryKind::Config),
-                    "a configuration entry ends its segment"
-                );
-            }
         }
         let active = self.active().resident.as_ref().expect("resident");
         assert!(

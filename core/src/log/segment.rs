@@ -42,6 +42,10 @@ impl Resident {
 
     /// Adds the slot of the next entry.
     pub fn push(&mut self, slot: Slot) {
+        if let Some(last) = self.slots.last() {
+            assert!(last.position < slot.position, "positions grow");
+            assert!(last.term <= slot.term, "terms never fall");
+        }
         let start = u32::try_from(self.records()).expect("a segment holds fewer than 2^32 records");
         self.starts.push(start);
         self.slots.push(slot);
@@ -209,10 +213,6 @@ impl Segment {
         if let Some(last) = resident.slots.last() {
             assert_eq!(last.term, self.last_term);
             assert!(u64::from(last.position) < self.store_len);
-        }
-        for pair in resident.slots.windows(2) {
-            assert!(pair[0].position < pair[1].position, "positions grow");
-            assert!(pair[0].term <= pair[1].term, "terms never fall");
         }
     }
 }

@@ -78,6 +78,7 @@ impl Leadership {
         for id in left {
             self.progress.remove(&id);
             self.reading.remove(&id);
+            self.reads.retain(|_, to| *to != id);
             self.rounds.remove(&id);
             if self.transfer.is_some_and(|(to, _)| to == id) {
                 self.transfer = None;
