@@ -417,6 +417,8 @@ pub struct World {
     workload: Workload,
     hasher: fnv::FnvHasher,
     trace: Option<Vec<String>>,
+    /// The trace line being written (when the trace is kept).
+    line: String,
     events: u64,
 }
 
@@ -452,6 +454,7 @@ impl World {
             workload: Workload::new(options.workload.clone(), seed, ids.len() as u64),
             hasher: fnv::FnvHasher::default(),
             trace: trace.then(Vec::new),
+            line: String::new(),
             events: 0,
             options,
         };
@@ -533,13 +536,32 @@ impl World {
         self.record(id, &line);
     }
 
-    fn record(&mut self, node: NodeId, event: &str) {
-        let line = format!("{} {} {}", self.now, node, event);
-        self.hasher.write(line.as_bytes());
+    /// Adds one event to the trace hash (and to the trace, if kept). The
+    /// line is hashed as it is formatted, without being built, unless the
+    /// trace is kept.
+    fn record(&mut self, node: NodeId, event: impl core::fmt::Display) {
+        self.begin_line(node, event);
+        self.end_line("");
+    }
+
+    /// Starts a trace line; `end_line` ends it. (A line may span an input
+    /// to a node, without the input being formatted twice.)
+    fn begin_line(&mut self, node: NodeId, event: impl core::fmt::Display) {
+        let now = self.now;
+        self.write_line(format_args!("{now} {node} {event}"));
+    }
+
+    fn end_line(&mut self, rest: impl core::fmt::Display) {
+        self.write_line(format_args!("{rest}"));
         self.hasher.write_u8(b'\n');
         if let Some(trace) = &mut self.trace {
-            trace.push(line);
+            trace.push(std::mem::take(&mut self.line));
         }
+    }
+
+    fn write_line(&mut self, text: core::fmt::Arguments<'_>) {
+        let tracing = self.trace.is_some();
+        write_line(&mut self.hasher, &mut self.line, tracing, text);
     }
 
     /// Runs the safety phase, then the liveness phase.
@@ -553,7 +575,7 @@ impl World {
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
                 .unwrap_or_else(|| "a panic without a message".to_owned());
-            self.record(NodeId(0), &format!("panic: {what}"));
+            self.record(NodeId(0), format_args!("panic: {what}"));
             Err(Failure {
                 checker: "invariant",
                 what,
@@ -638,11 +660,16 @@ impl World {
                 if let Some(machine) = node.node.as_mut() {
                     node.touched = true;
                     machine.handle_timeout(local);
-                    fired.push((node.id, format!("timeout {}", machine.summary())));
+                    fired.push(node.id);
                 }
             }
-            for (id, line) in fired {
-                self.record(id, &line);
+            let tracing = self.trace.is_some();
+            for id in fired {
+                let node = self.nodes.iter().find(|n| n.id == id).expect("fired");
+                let raft = node.node.as_ref().expect("running").raft();
+                let line = format_args!("{next} {id} timeout {}", raft.summary());
+                write_line(&mut self.hasher, &mut self.line, tracing, line);
+                self.end_line("");
             }
         } else if fault == Some(next) {
             self.inject_fault();
@@ -744,7 +771,7 @@ impl World {
                     .filter(|id| !left.contains(id))
                     .collect();
                 self.network.partition(&left, &right);
-                self.record(NodeId(0), &format!("partition {left:?} from {right:?}"));
+                self.record(NodeId(0), format_args!("partition {left:?} from {right:?}"));
             }
             Action::Heal => {
                 self.network.heal();
@@ -833,7 +860,7 @@ impl World {
         let report = node.disk.crash();
         node.restarts += 1;
         let id = node.id;
-        self.record(id, &format!("crash {report:?}"));
+        self.record(id, format_args!("crash {report:?}"));
     }
 
     fn faulting(&self) -> bool {
@@ -878,7 +905,7 @@ impl World {
         }
         node.paused_until = Some(self.now + pause);
         let id = node.id;
-        self.record(id, &format!("paused for {pause}"));
+        self.record(id, format_args!("paused for {pause}"));
     }
 
     /// Puts clients' requests on the network.
@@ -909,7 +936,11 @@ impl World {
             node.waiting.push((from, wire));
             return Ok(());
         }
-        let line = format!("recv {wire} from {from}");
+        let from_client = matches!(wire, Wire::Reply { .. });
+        let running = from_client || self.nodes.iter().any(|n| n.id == to && n.node.is_some());
+        if running {
+            self.begin_line(to, format_args!("recv {wire} from {from}"));
+        }
         match wire {
             Wire::Raft(message) => {
                 if let Message::VoteReply {
@@ -924,8 +955,12 @@ impl World {
                 }
                 if let Some((node, local)) = self.node_mut(to, now) {
                     node.handle(local, from, message);
-                    let line = format!("{line} {}", node.summary());
-                    self.record(to, &line);
+                    let node = self.nodes.iter().find(|n| n.id == to).expect("running");
+                    let raft = node.node.as_ref().expect("running").raft();
+                    let summary = format_args!(" {}", raft.summary());
+                    let tracing = self.trace.is_some();
+                    write_line(&mut self.hasher, &mut self.line, tracing, summary);
+                    self.end_line("");
                 }
             }
             Wire::Request {
@@ -935,11 +970,11 @@ impl World {
             } => {
                 if let Some((node, local)) = self.node_mut(to, now) {
                     node.request(local, client, id, request);
-                    self.record(to, &line);
+                    self.end_line("");
                 }
             }
             Wire::Reply { client, id, reply } => {
-                self.record(to, &line);
+                self.end_line("");
                 let sends = self.workload.on_reply(now, from, client, id, reply)?;
                 self.send_requests(now, sends);
             }
@@ -1004,7 +1039,7 @@ impl World {
                     id: request,
                     reply,
                 };
-                self.record(id, &format!("told the operator: {wire}"));
+                self.record(id, format_args!("told the operator: {wire}"));
                 return Ok(());
             }
             NodeOutput::Reply {
@@ -1020,7 +1055,7 @@ impl World {
                     id: request,
                     reply,
                 };
-                self.record(id, &format!("send {wire} to {client}"));
+                self.record(id, format_args!("send {wire} to {client}"));
                 self.network
                     .send(self.now, id, client_address(client.get()), wire);
                 return Ok(());
@@ -1067,7 +1102,7 @@ impl World {
             }
             Output::BecameLeader { term } => {
                 self.elected.push(id);
-                self.record(id, &format!("leader {term}"));
+                self.record(id, format_args!("leader {term}"));
                 let node = self.nodes[position].node.as_ref().expect("running");
                 self.workload.check_leader_complete(node.raft(), term)?;
                 if let Some(&other) = self.leaders.get(&term).filter(|&&other| other != id) {
@@ -1079,7 +1114,7 @@ impl World {
                 }
                 self.leaders.insert(term, id);
             }
-            Output::SteppedDown { term } => self.record(id, &format!("stepped down in {term}")),
+            Output::SteppedDown { term } => self.record(id, format_args!("stepped down in {term}")),
             Output::Committed { index, .. } => {
                 let node = self.nodes[position].node.as_ref().expect("running");
                 self.workload.committed(node.raft(), index)?;
@@ -1098,17 +1133,21 @@ impl World {
             | Output::SnapshotStateWanted
             | Output::ReadReady { .. }
             | Output::ReadFailed { .. } => {}
-            Output::Installed { last_index, .. } => {
-                self.record(id, &format!("installed a snapshot through {last_index}"))
-            }
-            Output::Truncated { after } => self.record(id, &format!("truncated after {after}")),
+            Output::Installed { last_index, .. } => self.record(
+                id,
+                format_args!("installed a snapshot through {last_index}"),
+            ),
+            Output::Truncated { after } => self.record(id, format_args!("truncated after {after}")),
             Output::Configured {
                 index,
                 configuration,
-            } => self.record(id, &format!("configuration of {index}: {configuration}")),
+            } => self.record(
+                id,
+                format_args!("configuration of {index}: {configuration}"),
+            ),
             // Owners' reads are the verification's, at the end.
             Output::Read { .. } => {}
-            Output::Damaged(damage) => self.record(id, &format!("damaged {damage:?}")),
+            Output::Damaged(damage) => self.record(id, format_args!("damaged {damage:?}")),
             Output::Stopped(error) => {
                 return Err(Failure {
                     checker: "disk",
@@ -1434,7 +1473,7 @@ impl World {
             3 if other != id => {
                 // LV1-like: a node that can send but not hear one peer.
                 self.network.cut_one_way(other, id);
-                self.record(id, &format!("deaf to {other}"));
+                self.record(id, format_args!("deaf to {other}"));
             }
             4 => self.partition_with_bridge(position),
             6 => {
@@ -1446,7 +1485,7 @@ impl World {
             5 if other != id => {
                 let delay = Duration::from_millis(self.rng.random_range(50..500));
                 self.network.clog(id, other, delay);
-                self.record(id, &format!("link to {other} clogged by {delay}"));
+                self.record(id, format_args!("link to {other} clogged by {delay}"));
             }
             _ => {
                 self.network.heal();
@@ -1468,7 +1507,7 @@ impl World {
             }
         }
         self.network.partition(&left, &right);
-        self.record(bridge, &format!("bridges {left:?} and {right:?}"));
+        self.record(bridge, format_args!("bridges {left:?} and {right:?}"));
     }
 
     fn heal_everything(&mut self) {
@@ -1606,4 +1645,31 @@ pub fn run_seed(seed: u64, trace: bool) -> (Report, Vec<String>) {
 /// (or retained it away: only committed entries are).
 fn holds_entry(log: &Log, last: LogIndex, index: LogIndex, term: Term) -> bool {
     index < log.first_index() || (index <= last && log.term(index).is_none_or(|t| t == term))
+}
+
+/// Hashes `text`, and adds it to `line` if the trace is kept.
+fn write_line(
+    hasher: &mut fnv::FnvHasher,
+    line: &mut String,
+    tracing: bool,
+    text: core::fmt::Arguments<'_>,
+) {
+    use core::fmt::Write as _;
+    HashSink(hasher)
+        .write_fmt(text)
+        .expect("hashing never fails");
+    if tracing {
+        line.write_fmt(text).expect("a String takes any text");
+    }
+}
+
+/// Feeds formatted text straight into a hasher (FNV hashes byte by byte,
+/// so the hash is that of the whole line, however it is cut).
+struct HashSink<'a>(&'a mut fnv::FnvHasher);
+
+impl core::fmt::Write for HashSink<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.0.write(s.as_bytes());
+        Ok(())
+    }
 }

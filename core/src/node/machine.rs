@@ -290,7 +290,7 @@ impl Node {
     }
 
     /// A short description for traces.
-    pub fn summary(&self) -> String {
+    pub fn summary(&self) -> crate::raft::machine::Summary<'_> {
         self.raft.summary()
     }
 

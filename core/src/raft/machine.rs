@@ -123,6 +123,31 @@ pub enum Role {
     },
 }
 
+/// A Raft's role, term and log in one short line (see [`Raft::summary`]).
+pub struct Summary<'a>(&'a Raft);
+
+impl core::fmt::Display for Summary<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let raft = self.0;
+        write!(f, "[{} ", raft.term())?;
+        match &raft.role {
+            Role::Follower {
+                leader: Some(leader),
+            } => write!(f, "follower of {leader}")?,
+            Role::Follower { leader: None } => f.write_str("follower")?,
+            Role::PreCandidate { granted } => write!(f, "pre-candidate {}", granted.len())?,
+            Role::Candidate { granted } => write!(f, "candidate {}", granted.len())?,
+            Role::Leader { .. } => f.write_str("leader")?,
+        }
+        write!(
+            f,
+            " last {} commit {}]",
+            raft.last_entry().index,
+            raft.commit
+        )
+    }
+}
+
 /// What the machine asks of its driver or tells its owner.
 #[must_use]
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -380,23 +405,10 @@ impl Raft {
         self.config_at.index
     }
 
-    /// A short description of the role, term and log, for traces.
-    pub fn summary(&self) -> String {
-        let role = match &self.role {
-            Role::Follower {
-                leader: Some(leader),
-            } => format!("follower of {leader}"),
-            Role::Follower { leader: None } => "follower".to_owned(),
-            Role::PreCandidate { granted } => format!("pre-candidate {}", granted.len()),
-            Role::Candidate { granted } => format!("candidate {}", granted.len()),
-            Role::Leader { .. } => "leader".to_owned(),
-        };
-        format!(
-            "[{} {role} last {} commit {}]",
-            self.term(),
-            self.last_entry().index,
-            self.commit
-        )
+    /// A short description of the role, term and log, for traces:
+    /// `[t3 follower of n2 last i7 commit i6]`.
+    pub fn summary(&self) -> Summary<'_> {
+        Summary(self)
     }
 
     /// Whether this node leads.
