@@ -887,7 +887,7 @@ impl World {
             let (id, waiting) = (node.id, std::mem::take(&mut node.waiting));
             self.record(
                 id,
-                &format!("resumed with {} packets waiting", waiting.len()),
+                format_args!("resumed with {} packets waiting", waiting.len()),
             );
             for (from, wire) in waiting {
                 self.deliver(now, from, id, wire)?;
