@@ -37,9 +37,9 @@ macro_rules! assert_trace {
     };
 }
 
-/// Leaves out what repeats without news — leaders' heartbeat timers, empty
-/// appends, acknowledgements that repeat the last one — and the consumer's
-/// and the reader's polls.
+/// Leaves out what repeats without news — leaders' heartbeat timers,
+/// followers' timers that changed nothing, empty appends, acknowledgements
+/// that repeat the last one — and the consumer's and the reader's polls.
 fn readable(lines: &[String]) -> Vec<String> {
     let mut last_stored: BTreeMap<String, String> = BTreeMap::new();
     lines
@@ -47,7 +47,11 @@ fn readable(lines: &[String]) -> Vec<String> {
         .filter(|line| {
             let words: Vec<&str> = line.split_whitespace().collect();
             let event = words.get(2..).unwrap_or_default().join(" ");
-            if event.starts_with("timeout [") && event.contains(" leader ") {
+            // A leader's heartbeat, or a timer that left a follower a
+            // follower (the scrubber's, a learner's election timer).
+            if event.starts_with("timeout [")
+                && (event.contains(" leader ") || event.contains(" follower"))
+            {
                 return false;
             }
             if [" follow ", " records ", " read q"]

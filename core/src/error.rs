@@ -89,6 +89,12 @@ pub enum Error {
         /// The segment.
         base: LogIndex,
     },
+    /// A repair was refused: the entry is not damaged, or the copy offered
+    /// is not the entry the log's index holds, or does not fit its frame.
+    RepairRefused {
+        /// The entry.
+        index: LogIndex,
+    },
     /// The node named is not a voter.
     NotAVoter {
         /// The node.
@@ -172,6 +178,9 @@ impl fmt::Display for Error {
                 write!(f, "this node does not lead; {leader} does")
             }
             Error::NotAVoter { node } => write!(f, "{node} is not a voter"),
+            Error::RepairRefused { index } => {
+                write!(f, "entry {index} cannot be repaired with the copy offered")
+            }
             Error::NotLeader { leader: None } => {
                 f.write_str("this node does not lead, and knows no leader")
             }

@@ -115,3 +115,7 @@ const _: () = assert!(
 );
 // One message never exceeds the window it travels in.
 const _: () = assert!(APPEND_MESSAGE_BYTES_MAX as u64 <= REPLICATION_INFLIGHT_BYTES_MAX);
+
+/// Most bytes one scrub read covers (every `SCRUB_INTERVAL`): about 2 MiB/s
+/// of reading back what is at rest.
+pub const SCRUB_READ_BYTES: u32 = 1024 * 1024;

@@ -417,15 +417,15 @@ impl SimDisk {
     }
 
     /// Whether what a crash would leave is a prefix of what is there now:
-    /// the directory is as last synced, and no file was cut since its last
-    /// sync (a crash could bring cut bytes back).
+    /// the directory is as last synced, and every change since a file's
+    /// last sync only appended to it (a crash could bring cut bytes back,
+    /// or keep the old bytes under an overwrite, such as a repair's).
     pub fn durable_is_prefix(&self) -> bool {
         self.names == self.durable_names
             && self.inodes.values().all(|inode| {
-                inode
-                    .unsynced
-                    .iter()
-                    .all(|change| matches!(change, Change::Write { .. }))
+                inode.unsynced.iter().all(|change| {
+                    matches!(change, Change::Write { position, .. } if *position >= inode.durable.len() as u64)
+                })
             })
     }
 

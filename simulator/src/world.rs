@@ -142,6 +142,9 @@ pub struct WorldOptions {
     /// Whether faults include membership changes (add a learner, promote
     /// one, remove a node).
     pub membership: bool,
+    /// Whether faults include media corruption: bytes of committed entries
+    /// rot at rest, on one replica only (see `World::corruptible`).
+    pub corruption: bool,
 }
 
 impl WorldOptions {
@@ -213,6 +216,7 @@ impl WorldOptions {
             clock_drift_ppm: [0, 200, 20_000][rng.random_range(0..3)],
             spares: [0, 0, 1, 2][rng.random_range(0..4)],
             membership: rng.random_bool(0.5),
+            corruption: rng.random_bool(0.5),
         }
     }
 
@@ -284,6 +288,7 @@ impl WorldOptions {
             clock_drift_ppm: 0,
             spares: 0,
             membership: false,
+            corruption: false,
         }
     }
 }
@@ -419,6 +424,13 @@ pub struct World {
     trace: Option<Vec<String>>,
     /// The trace line being written (when the trace is kept).
     line: String,
+    /// The fault atlas: the one node whose disk may rot, if any. With one
+    /// replica damaged at most, every committed entry keeps an intact copy
+    /// on another node of the majority that stored it (and none is damaged
+    /// in a cluster of one, where none could).
+    corruptible: Option<NodeId>,
+    /// Each node's scrub rounds when the liveness phase began.
+    scrubs_at_heal: Vec<u64>,
     events: u64,
 }
 
@@ -429,6 +441,7 @@ const CHILD_NODE: u64 = 1_000;
 const CHILD_DISK: u64 = 2_000;
 const CHILD_MIX: u64 = 4_000;
 const CHILD_CLOCKS: u64 = 5_000;
+const CHILD_ATLAS: u64 = 6_000;
 
 /// The client id of the operator a script speaks for.
 const OPERATOR: u64 = u64::MAX;
@@ -455,6 +468,8 @@ impl World {
             hasher: fnv::FnvHasher::default(),
             trace: trace.then(Vec::new),
             line: String::new(),
+            corruptible: None,
+            scrubs_at_heal: Vec::new(),
             events: 0,
             options,
         };
@@ -480,6 +495,10 @@ impl World {
                 paused_until: None,
                 waiting: Vec::new(),
             });
+        }
+        if world.options.corruption && world.options.nodes >= 3 {
+            let mut atlas = Rng::new(root.child(Stream::World, CHILD_ATLAS)).stream(Stream::World);
+            world.corruptible = Some(NodeId(atlas.random_range(1..=world.options.nodes)));
         }
         for position in 0..world.nodes.len() {
             world.start(position);
@@ -843,6 +862,61 @@ impl World {
             return;
         };
         self.run_action(action);
+    }
+
+    /// Media corruption, where the atlas allows it: one bit of a committed
+    /// entry's frame on the corruptible node's disk flips, at rest, durably.
+    /// Only entries the leader has committed are chosen, so a majority holds
+    /// each; only the corruptible node's, so the others' copies are intact.
+    fn corrupt(&mut self) {
+        let Some(target) = self.corruptible else {
+            return;
+        };
+        let Some(leader) = self.resolve(Who::Leader) else {
+            return;
+        };
+        let commit = self.nodes[leader]
+            .node
+            .as_ref()
+            .expect("running")
+            .raft()
+            .commit();
+        let position = self
+            .nodes
+            .iter()
+            .position(|n| n.id == target)
+            .expect("a node");
+        let log = match &self.nodes[position].node {
+            Some(machine) => machine.raft().log(),
+            None => self.durable_log(position),
+        };
+        let (first, last) = (log.first_index(), log.next_index().prev().min(commit));
+        if first > last {
+            return;
+        }
+        let index = LogIndex(self.rng.random_range(first.0..=last.0));
+        let log = match &self.nodes[position].node {
+            Some(machine) => machine.raft().log(),
+            None => self.durable_log(position),
+        };
+        let Some((file, start, end)) = log.frame_range(index) else {
+            return; // Its segment's index is not in memory: spared.
+        };
+        let disk = &self.nodes[position].disk;
+        if disk
+            .durable_file(&file.to_string())
+            .is_none_or(|bytes| (bytes.len() as u64) < end)
+        {
+            return; // Not durable yet: no rot at rest.
+        }
+        let byte = self.rng.random_range(start..end);
+        let bit = self.rng.random_range(0..8u8);
+        self.nodes[position].disk.flip_bit(file, byte, bit);
+        self.nodes[position].touched = true;
+        self.record(
+            target,
+            format_args!("disk rot in {index}: {file} byte {byte} bit {bit}"),
+        );
     }
 
     /// Power loss at the node at `position`.
@@ -1460,8 +1534,12 @@ impl World {
         let other = all[self.rng.random_range(0..all.len())];
         // Membership changes are a tenth fault, drawn only where asked for,
         // so that other seeds keep their draws.
-        let kinds = if self.options.membership { 10 } else { 9 };
-        match self.rng.random_range(0..kinds) {
+        let kinds = 9 + u32::from(self.options.membership) + u32::from(self.options.corruption);
+        let mut kind = self.rng.random_range(0..kinds);
+        if kind == 9 && !self.options.membership {
+            kind = 10;
+        }
+        match kind {
             0 if self.nodes[position].node.is_some() => self.crash(position),
             1 if self.nodes[position].node.is_none() => {
                 self.start(position);
@@ -1482,6 +1560,7 @@ impl World {
             }
             7 => self.run_action(Action::Transfer(Who::Node(other))),
             9 => self.change_membership(position),
+            10 => self.corrupt(),
             5 if other != id => {
                 let delay = Duration::from_millis(self.rng.random_range(50..500));
                 self.network.clog(id, other, delay);
@@ -1518,6 +1597,11 @@ impl World {
                 self.start(position);
             }
         }
+        self.scrubs_at_heal = self
+            .nodes
+            .iter()
+            .map(|n| n.node.as_ref().map_or(0, Node::scrub_rounds))
+            .collect();
         self.record(NodeId(0), "liveness phase: healed");
     }
 
@@ -1534,6 +1618,23 @@ impl World {
         };
         let (term, last) = (lead.term(), lead.log().next_index().prev());
         let members = lead.configuration();
+        // Every member has read its whole log back since the heal (a round
+        // begun after it has ended), and repaired what it found damaged:
+        // what rotted at rest is found.
+        let scrubbed = self
+            .nodes
+            .iter()
+            .zip(&self.scrubs_at_heal)
+            .all(|(n, &at_heal)| {
+                n.node.as_ref().is_none_or(|machine| {
+                    !members.is_member(n.id)
+                        || (machine.scrub_rounds() > at_heal + 1
+                            && machine.raft().log().damaged().next().is_none())
+                })
+            });
+        if !scrubbed {
+            return false;
+        }
         let running = running.iter().filter(|raft| members.is_member(raft.id()));
         self.workload.quiet() && running.into_iter().all(|raft| {
             raft.term() == term

@@ -169,6 +169,9 @@ pub(super) enum Pending {
     /// The directory sync after deleting the files of the retiring segment
     /// `base`: on completion the segment leaves the log.
     Retired { base: LogIndex },
+    /// The sync of an entry's repair (`repair.rs`): on completion it is
+    /// durable again.
+    Repaired { index: LogIndex },
 }
 
 /// The log.
@@ -203,6 +206,9 @@ pub struct Log {
     pub(super) index_written: u64,
     /// Where appends frame their entries; reused across appends.
     pub(super) frame_buffer: bytes::BytesMut,
+    /// Entries rewritten in place whose syncs are in flight, with how many:
+    /// nothing from the first of them on is durable until they complete.
+    pub(super) repairing: BTreeMap<LogIndex, u32>,
 }
 
 impl Log {
@@ -233,6 +239,7 @@ impl Log {
             retention_floor: None,
             index_written: 0,
             frame_buffer: bytes::BytesMut::new(),
+            repairing: BTreeMap::new(),
         };
         for op in recovered.repairs {
             log.submit(op, Pending::Change);
@@ -317,7 +324,10 @@ impl Log {
 
     /// The last durable entry (`first_index - 1` if none is).
     pub fn durable_index(&self) -> LogIndex {
-        self.durable
+        match self.repairing.keys().next() {
+            Some(first) => self.durable.min(first.prev()),
+            None => self.durable,
+        }
     }
 
     /// The term of `index`, if it is known without reading (the entry before
@@ -389,9 +399,17 @@ impl Log {
     /// (its segment's index is resident): the file, and the byte after its
     /// frame (and any padding after it).
     pub fn frame_end(&self, index: LogIndex) -> Option<(FileId, u64)> {
+        let (file, _, end) = self.frame_range(index)?;
+        Some((file, end))
+    }
+
+    /// Where entry `index` lies in its store file, if known without reading:
+    /// the file, its frame's first byte, and the byte after it (and after
+    /// any padding).
+    pub fn frame_range(&self, index: LogIndex) -> Option<(FileId, u64, u64)> {
         let segment = &self.segments[self.segment_of(index)?];
-        let (_, end) = segment.frame_range(index)?;
-        Some((FileId::store(segment.base), end))
+        let (start, end) = segment.frame_range(index)?;
+        Some((FileId::store(segment.base), start, end))
     }
 
     /// The active segment's store file and the bytes the log holds in it.
@@ -499,6 +517,7 @@ impl Log {
             ) => self.on_synced(through, group, generation),
             (Pending::Change, Ok(_)) => {}
             (Pending::Retired { base }, Ok(_)) => self.on_retired(base),
+            (Pending::Repaired { index }, Ok(_)) => self.on_repaired(index),
         }
     }
 

@@ -15,6 +15,7 @@ pub mod index;
 pub mod machine;
 pub mod read;
 pub mod recovery;
+mod repair;
 pub mod scan;
 pub mod segment;
 mod truncate;

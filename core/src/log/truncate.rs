@@ -56,6 +56,7 @@ impl Log {
         }
         self.cut_active(after);
         self.durable = self.durable.min(after);
+        self.repairing.retain(|&index, _| index <= after);
         let doomed: Vec<LogIndex> = self
             .damaged
             .range(after.next()..)
@@ -174,6 +175,7 @@ impl Log {
         // Until the new segment and the deletions are durable, a crash
         // brings back the old log: nothing is durable before this sync.
         self.durable = LogIndex(0);
+        self.repairing.clear();
         let generation = self.generation;
         self.submit(
             DiskOp::SyncDir,

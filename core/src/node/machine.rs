@@ -24,7 +24,7 @@ use bytes::Bytes;
 use crate::bugs::Bug;
 use crate::error::Error;
 use crate::ids::{ClientId, IoId, LogIndex, NodeId, Offset, ReadId, RequestId, Term};
-use crate::limits::{CLIENT_REQUESTS_MAX, READ_BYTES_MAX, READ_ENTRIES_MAX};
+use crate::limits::{CLIENT_REQUESTS_MAX, READ_BYTES_MAX, READ_ENTRIES_MAX, SCRUB_READ_BYTES};
 use crate::log::disk::{DiskError, DiskOutcome};
 use crate::log::entry::{NewEntry, Stamp};
 use crate::log::machine::{Log, ReadBatch, ReadError, ReadFrom};
@@ -229,6 +229,30 @@ struct Warmup {
     events: Vec<RaftOutput>,
 }
 
+/// How often the scrubber reads a batch back (at most), and the pause
+/// between two rounds.
+pub const SCRUB_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The least pause between two scrub reads.
+pub const SCRUB_PAUSE_MIN: Duration = Duration::from_millis(5);
+
+/// The scrubber: committed entries are read back, a bounded batch every
+/// `SCRUB_INTERVAL`, round and round, so that bytes that rot at rest are
+/// found (and, by Raft, repaired from another copy) before anyone needs
+/// them — not only when a consumer or a lagging follower asks.
+#[derive(Clone, Copy, Debug)]
+struct Scrub {
+    /// The next entry to check.
+    next: LogIndex,
+    /// The read in flight, if any.
+    read: Option<ReadId>,
+    /// When the next batch is due: a read's worth of time after it, at
+    /// `SCRUB_READ_BYTES` per `SCRUB_INTERVAL`.
+    due: Instant,
+    /// Passes over the whole committed log completed.
+    rounds: u64,
+}
+
 /// One node.
 #[derive(Debug)]
 pub struct Node {
@@ -243,6 +267,7 @@ pub struct Node {
     /// Linearizable reads waiting for the leadership to be confirmed.
     confirming: BTreeMap<u64, Consumer>,
     next_read: u64,
+    scrub: Scrub,
     outputs: VecDeque<Output>,
 }
 
@@ -273,6 +298,12 @@ impl Node {
             parked: Vec::new(),
             confirming: BTreeMap::new(),
             next_read: 1,
+            scrub: Scrub {
+                next: LogIndex(0),
+                read: None,
+                due: now + SCRUB_INTERVAL,
+                rounds: 0,
+            },
             outputs: VecDeque::new(),
         };
         node.drain(now);
@@ -669,6 +700,7 @@ impl Node {
         if self.raft.poll_timeout().is_some_and(|at| at <= now) {
             self.raft.handle_timeout(now);
         }
+        self.scrub(now);
         let (due, parked): (Vec<_>, Vec<_>) = self
             .parked
             .drain(..)
@@ -698,7 +730,9 @@ impl Node {
         while let Some(output) = self.raft.poll_output() {
             match output {
                 RaftOutput::Read { id, result } => {
-                    if self.warmup.as_ref().is_some_and(|w| w.read == Some(id)) {
+                    if self.scrub.read == Some(id) {
+                        self.on_scrubbed(now, result);
+                    } else if self.warmup.as_ref().is_some_and(|w| w.read == Some(id)) {
                         self.on_warm_read(now, result);
                     } else if let Some(consumer) = self.reads.remove(&id) {
                         self.on_consumed(consumer, result);
@@ -776,9 +810,65 @@ impl Node {
     /// When `handle_timeout` is next due.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let parked = self.parked.iter().map(|(deadline, _)| *deadline).min();
-        match (self.raft.poll_timeout(), parked) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        let scrub = self.scrub.read.is_none().then_some(self.scrub.due);
+        [self.raft.poll_timeout(), parked, scrub]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Passes the scrubber has completed over the committed log since the
+    /// node started.
+    pub fn scrub_rounds(&self) -> u64 {
+        self.scrub.rounds
+    }
+
+    /// Reads the next batch of committed entries back, if one is due and
+    /// the last came back.
+    fn scrub(&mut self, now: Instant) {
+        if self.scrub.read.is_some() || self.scrub.due > now || self.warmup.is_some() {
+            return;
+        }
+        self.scrub.due = now + SCRUB_INTERVAL;
+        let log = self.raft.log();
+        if self.scrub.next > self.raft.commit() {
+            // A round is over; the next starts after a whole interval.
+            self.scrub.rounds += 1;
+            self.scrub.next = log.first_index();
+            return;
+        }
+        self.scrub.next = self.scrub.next.max(log.first_index());
+        if self.scrub.next > self.raft.commit() {
+            return; // Nothing committed yet.
+        }
+        let id = ReadId(self.next_read);
+        self.next_read += 1;
+        let from = ReadFrom::Index(self.scrub.next);
+        if self
+            .raft
+            .read(now, id, from, READ_ENTRIES_MAX, SCRUB_READ_BYTES)
+            .is_ok()
+        {
+            self.scrub.read = Some(id);
+        }
+    }
+
+    /// A scrub read came back: damage it met is the log's to report, and
+    /// Raft's to repair; the next batch starts past what it covered.
+    fn on_scrubbed(&mut self, now: Instant, result: Result<ReadBatch, ReadError>) {
+        self.scrub.read = None;
+        if let Ok(batch) = result {
+            // Paced by what it read: SCRUB_READ_BYTES per SCRUB_INTERVAL,
+            // however the log's segments cut the reads.
+            let bytes: u64 = batch.entries.iter().map(|e| e.data.len() as u64).sum();
+            let pause = SCRUB_INTERVAL.as_nanos() * bytes / u64::from(SCRUB_READ_BYTES);
+            let pause = pause.clamp(SCRUB_PAUSE_MIN.as_nanos(), SCRUB_INTERVAL.as_nanos());
+            self.scrub.due = now + Duration::from_nanos(pause);
+            let read_to = batch.entries.last().map(|e| e.index.next());
+            let past_damage = batch.damaged.map(|d| d.end);
+            if let Some(next) = past_damage.max(read_to) {
+                self.scrub.next = next;
+            }
         }
     }
 

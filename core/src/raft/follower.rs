@@ -12,6 +12,7 @@
 use crate::bugs::Bug;
 use std::cell::Cell;
 
+use crate::error::Error;
 use crate::ids::{LogIndex, NodeId, Offset, Term};
 use crate::log::entry::{ConfigAt, EntryKind, NewEntry};
 use crate::log::machine::Log;
@@ -147,6 +148,16 @@ impl Raft {
             };
             return self.send(self.state.current(), LogIndex(0), from, reply);
         }
+        // Damaged entries this append overlaps that it holds intact copies
+        // of (the same term as the index holds: log matching, §5.3) are
+        // repaired in place first, so that the log never gets shorter (see
+        // `log::repair`); the rest are replaced below, unless committed.
+        if damaged.is_some() {
+            if let Err(Error::IndexNotResident { .. }) = self.repair_from(prev_index, &entries) {
+                return;
+            }
+        }
+        let damaged = self.log.damaged().next().map(|d| d.first);
         // Every term the decision reads must be known, not guessed: a term
         // it needed from a segment whose index is not resident starts that
         // index loading, and the leader's next append finds it.
@@ -160,7 +171,10 @@ impl Raft {
             let _ = self.log.term_or_load(index);
             return;
         }
-        // A damaged entry among those this append overlaps is replaced.
+        let overlap_end = prev_index.plus(entries.len() as u64);
+        if damaged.is_some_and(|first| first <= self.commit && first <= overlap_end) {
+            return; // Never cut: a committed entry this copy cannot repair.
+        }
         if let (
             Some(first),
             AppendDecision::Accept {
@@ -169,7 +183,6 @@ impl Raft {
             },
         ) = (damaged, &mut decision)
         {
-            let overlap_end = prev_index.plus(entries.len() as u64);
             if first <= overlap_end && truncate_after.is_none_or(|after| after >= first) {
                 *truncate_after = Some(first.prev());
                 *append_from = (first.0 - prev_index.0 - 1) as usize;
@@ -216,6 +229,25 @@ impl Raft {
                 self.reply_stored(from, through);
             }
         }
+    }
+
+    /// Repairs the damaged entries among those after `prev` that `entries`
+    /// hold intact copies of, stopping at the first it cannot.
+    fn repair_from(&mut self, prev: LogIndex, entries: &[NewEntry]) -> Result<(), Error> {
+        let end = prev
+            .plus(entries.len() as u64)
+            .min(self.log.next_index().prev());
+        let damaged: Vec<LogIndex> = self
+            .log
+            .damaged()
+            .flat_map(|d| (d.first.0.max(prev.0 + 1)..d.end.0.min(end.0 + 1)).map(LogIndex))
+            .collect();
+        for index in damaged {
+            // The log checks the copy against the term its index holds.
+            let copy = &entries[(index.0 - prev.0 - 1) as usize];
+            self.log.repair(index, copy)?;
+        }
+        Ok(())
     }
 
     /// A snapshot from `from` (§7): the leader's log starts after

@@ -394,6 +394,12 @@ impl Raft {
             Some(first) if first.index == next => self.log.term(prev),
             _ => None,
         };
+        if let Some(damage) = batch.damaged {
+            self.hand_over_damaged(now, damage.first);
+            if entries.is_empty() {
+                return; // Nothing intact to send: the next heartbeat retries.
+            }
+        }
         let Some(prev_term) = prev_term else {
             // The follower moved on, or the read stopped at damage.
             return self.replicate(now, to, false);
@@ -519,6 +525,28 @@ impl Raft {
         Ok(())
     }
 
+    /// A leader that finds its own committed entry `first` damaged cannot
+    /// serve it to followers that need it, nor repair it while leading:
+    /// it hands leadership to the voter furthest along among those that
+    /// hold the entry, then is repaired from the new leader as a follower.
+    pub(super) fn hand_over_damaged(&mut self, now: Instant, first: LogIndex) {
+        let Some(leadership) = self.leadership.as_ref() else {
+            return;
+        };
+        if first > self.commit || leadership.transfer.is_some() {
+            return;
+        }
+        let holder = leadership
+            .progress
+            .iter()
+            .filter(|(id, p)| self.configuration.is_voter(**id) && p.matched >= first)
+            .max_by_key(|(id, p)| (p.matched, std::cmp::Reverse(**id)))
+            .map(|(id, _)| *id);
+        if let Some(to) = holder {
+            let _ = self.start_transfer(now, to);
+        }
+    }
+
     /// Tells `to` to stand once it holds the whole log, if a transfer to it
     /// is under way.
     fn hand_over(&mut self, to: NodeId) {
@@ -577,10 +605,15 @@ impl Raft {
             self.progress_mut(to).tick();
             self.replicate(now, to, true);
         }
-        // A transfer that produced no new leader in time is given up.
+        // A transfer that produced no new leader in time is given up; one
+        // for damage this leader cannot repair while leading is tried again.
         let leadership = self.leadership.as_mut().expect("leading");
         if leadership.transfer.is_some_and(|(_, until)| until <= now) {
             leadership.transfer = None;
+        }
+        let damaged = self.log.damaged().next().map(|d| d.first);
+        if let Some(first) = damaged {
+            self.hand_over_damaged(now, first);
         }
         self.timers
             .set(Timer::Heartbeat, now + self.config.heartbeat_interval);

@@ -834,7 +834,10 @@ impl Raft {
                     LogOutput::Read { id, result } => {
                         self.outputs.push_back(Output::Read { id, result })
                     }
-                    LogOutput::Damaged(damage) => self.outputs.push_back(Output::Damaged(damage)),
+                    LogOutput::Damaged(damage) => {
+                        self.hand_over_damaged(now, damage.first);
+                        self.outputs.push_back(Output::Damaged(damage));
+                    }
                     // Whoever needed the index asks again: a follower's
                     // leader re-sends, a leader re-sends at its heartbeat.
                     LogOutput::IndexLoaded { .. } => {}
