@@ -439,7 +439,7 @@ impl Raft {
                 }
         );
         if message.term() > self.term() && !pre_vote_traffic && !self.ignores_vote(now, &message) {
-            self.step_down(message.term(), None);
+            self.step_down(now, message.term(), None);
         }
         match message {
             Message::VoteRequest {
@@ -614,9 +614,14 @@ impl Raft {
     }
 
     /// Moves to a higher term as a follower (§5.1).
-    fn step_down(&mut self, term: Term, leader: Option<NodeId>) {
+    fn step_down(&mut self, now: Instant, term: Term, leader: Option<NodeId>) {
         assert!(term > self.term(), "stepping down moves to a higher term");
         let was_leader = self.is_leader();
+        if was_leader {
+            // A leader's election timer is off: a deposed leader that hears
+            // from no new one must stand again in time (seed 1000622).
+            self.reset_election_timer(now);
+        }
         self.persist(HardState {
             term,
             voted_for: None,
@@ -997,6 +1002,10 @@ impl Raft {
             &self.config_at,
             self.log.latest_config(),
             "the configuration is the last in the log (thesis §4.1)"
+        );
+        assert!(
+            self.is_leader() || self.timers.deadline(Timer::Election).is_some(),
+            "a node that does not lead always has an election timer armed"
         );
         if let Some(leadership) = &self.leadership {
             assert!(
