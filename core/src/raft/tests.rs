@@ -12,7 +12,7 @@ use bytes::Bytes;
 use crate::config::LogConfig;
 use crate::ids::{LogIndex, NodeId, Offset, Term};
 use crate::log::entry::NewEntry;
-use crate::log::machine::Log;
+use crate::log::machine::{Log, ReadFrom};
 use crate::raft::machine::{Output, Raft, RaftConfig, Role};
 use crate::raft::message::Envelope;
 use crate::raft::quorum::{Configuration, Voters};
@@ -670,5 +670,65 @@ fn a_learner_joins_is_promoted_and_the_old_leader_leaves() {
                 .all(|&(_, id)| id != leader || cluster.leaders[0].1 == leader),
             "seed {seed}: the removed node never leads again"
         );
+    }
+}
+
+/// Flips a byte inside the frame of committed entry `index` on `node`'s
+/// disk (rot at rest) and has the node read its log, which finds it.
+fn rot_and_read(cluster: &mut Cluster, node: NodeId, index: LogIndex) {
+    let (file, start, _) = cluster.nodes[&node]
+        .log()
+        .frame_range(index)
+        .expect("the entry's frame is known");
+    let bytes = cluster.disks.get_mut(&node).expect("a disk");
+    bytes.files.get_mut(&file).expect("its store")[start as usize + 12] ^= 0x10;
+    let now = cluster.now;
+    let raft = cluster.nodes.get_mut(&node).expect("a node");
+    raft.read(
+        now,
+        crate::ids::ReadId(7),
+        ReadFrom::Index(LogIndex(1)),
+        1000,
+        1 << 20,
+    )
+    .expect("a read");
+    cluster.drain();
+    assert!(
+        cluster.nodes[&node].log().damaged().next().is_some(),
+        "the read found the damage"
+    );
+}
+
+// Protocol-aware recovery (Alagappan et al., FAST 2018): a follower whose
+// committed entry rotted is repaired in place from the leader — its log is
+// never shorter than before — and a leader whose own committed entry
+// rotted hands leadership to a voter holding it, then is repaired as a
+// follower. Nothing damaged is served meanwhile (the log's reads verify
+// every frame).
+#[test]
+fn rotted_entries_are_repaired_from_an_intact_copy() {
+    for seed in 0..5 {
+        let mut cluster = Cluster::new(3, seed);
+        let leader = elect(&mut cluster);
+        cluster.replicate(leader, 6, 2);
+        let follower = cluster.follower_of(leader);
+        let last = cluster.nodes[&follower].log().next_index();
+        rot_and_read(&mut cluster, follower, LogIndex(3));
+        cluster.propose(leader, 1);
+        cluster.run_until(100_000, |c| {
+            c.converged(leader) && c.nodes[&follower].log().damaged().next().is_none()
+        });
+        assert!(
+            cluster.nodes[&follower].log().next_index() > last,
+            "seed {seed}: repaired in place, never cut"
+        );
+        rot_and_read(&mut cluster, leader, LogIndex(4));
+        cluster.run_until(100_000, |c| {
+            c.leader().is_some_and(|l| l != leader)
+                && c.nodes[&leader].log().damaged().next().is_none()
+        });
+        let new = cluster.leader().expect("a new leader");
+        cluster.propose(new, 1);
+        cluster.run_until(100_000, |c| c.converged(new));
     }
 }
