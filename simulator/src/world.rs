@@ -541,7 +541,7 @@ impl World {
         drop(found);
         let seed =
             Rng::new(self.seed).child(Stream::Raft, CHILD_NODE + node.id.0 * 64 + node.restarts);
-        let machine = Node::new(
+        let mut machine = Node::new(
             node.id,
             self.options.raft.clone(),
             configuration,
@@ -550,6 +550,8 @@ impl World {
             seed,
             node.local(self.now),
         );
+        // Only a disk the atlas lets rot needs reading back.
+        machine.set_scrubbing(self.corruptible.is_some());
         let mut line = format!("start {}", machine.summary());
         if !notes.is_empty() {
             line.push_str(&format!(" recovery {notes:?}"));
@@ -1623,20 +1625,22 @@ impl World {
         };
         let (term, last) = (lead.term(), lead.log().next_index().prev());
         let members = lead.configuration();
-        // Every member has read its whole log back since the heal (a round
-        // begun after it has ended), and repaired what it found damaged:
-        // what rotted at rest is found.
-        let scrubbed = self
-            .nodes
-            .iter()
-            .zip(&self.scrubs_at_heal)
-            .all(|(n, &at_heal)| {
-                n.node.as_ref().is_none_or(|machine| {
-                    !members.is_member(n.id)
-                        || (machine.scrub_rounds() > at_heal + 1
-                            && machine.raft().log().damaged().next().is_none())
-                })
-            });
+        // Where disks may rot, every member has read its whole log back
+        // since the heal (a round begun after it has ended) and repaired
+        // what it found damaged: what rotted at rest is found.
+        let rot = self.corruptible.is_some();
+        let scrubbed = !rot
+            || self
+                .nodes
+                .iter()
+                .zip(&self.scrubs_at_heal)
+                .all(|(n, &at_heal)| {
+                    n.node.as_ref().is_none_or(|machine| {
+                        !members.is_member(n.id)
+                            || (machine.scrub_rounds() > at_heal + 1
+                                && machine.raft().log().damaged().next().is_none())
+                    })
+                });
         if !scrubbed {
             return false;
         }
