@@ -427,8 +427,8 @@ pub struct World {
     /// The fault atlas: the one node whose disk may rot, if any. With one
     /// replica damaged at most, every committed entry keeps an intact copy
     /// on another node of the majority that stored it (and none is damaged
-    /// in a cluster of one or two, nor where retention runs, where none
-    /// might be left).
+    /// in a cluster of one or two, nor where retention or membership
+    /// changes run, where none might be left).
     corruptible: Option<NodeId>,
     /// Each node's scrub rounds when the liveness phase began.
     scrubs_at_heal: Vec<u64>,
@@ -499,9 +499,12 @@ impl World {
         }
         // Retention may remove every other copy of an entry before a
         // rotted one is repaired (a replica cannot yet retire part of a
-        // segment to follow the others' retention): no rot where it runs.
+        // segment to follow the others' retention), and a membership change
+        // may move every intact copy out of the configuration (a leader
+        // repairs only from members): no rot where either runs.
         let retained = world.options.log.retention_bytes.is_some();
-        if world.options.corruption && world.options.nodes >= 3 && !retained {
+        let moving = world.options.membership;
+        if world.options.corruption && world.options.nodes >= 3 && !retained && !moving {
             let mut atlas = Rng::new(root.child(Stream::World, CHILD_ATLAS)).stream(Stream::World);
             world.corruptible = Some(NodeId(atlas.random_range(1..=world.options.nodes)));
         }
