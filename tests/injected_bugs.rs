@@ -28,6 +28,8 @@ fn expected_checkers(bug: Bug) -> &'static [&'static str] {
             "no phantom records",
         ],
         Bug::SkipPreVote => &["votes follow pre-votes"],
+        // Records committed on the leader and learners only.
+        Bug::LearnersCount => &["acked on a quorum's disks", "commits are safe"],
     }
 }
 
@@ -38,6 +40,8 @@ fn first_catch(bug: Bug) -> Option<(u64, &'static str, String)> {
             // It takes Figure 8's history to show; the seed varies its
             // timings.
             Bug::CommitPreviousTermByCounting => WorldOptions::figure_8(),
+            // It takes learners on the leader's side of a partition.
+            Bug::LearnersCount => WorldOptions::learners_cut_off_with_the_leader(),
             _ => WorldOptions::swarm(seed),
         };
         options.raft.bug = Some(bug);

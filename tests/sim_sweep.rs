@@ -110,3 +110,15 @@ fn figure_8_across_seeds() {
         );
     }
 }
+
+// Goal: learners cut off with the leader never help it commit (thesis
+// §4.2.1), under every seed's timings; the injected-bug test shows the same
+// history failing when learners are counted.
+#[test]
+fn learners_cut_off_with_the_leader_across_seeds() {
+    for seed in 0..50 {
+        let options = WorldOptions::learners_cut_off_with_the_leader();
+        let (report, _) = World::new(seed, options, false).run();
+        assert_eq!(report.result, Ok(()), "seed {seed}: the scenario failed");
+    }
+}

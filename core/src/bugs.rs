@@ -22,15 +22,19 @@ pub enum Bug {
     /// A node stands for election without asking for pre-votes (thesis
     /// §9.6).
     SkipPreVote,
+    /// The leader counts learners' copies toward a commit, as if they
+    /// voted (thesis §4.2.1: they must not).
+    LearnersCount,
 }
 
 impl Bug {
     /// Every bug.
-    pub const ALL: [Bug; 5] = [
+    pub const ALL: [Bug; 6] = [
         Bug::CommitPreviousTermByCounting,
         Bug::VoteBeforeSync,
         Bug::AckBeforeSync,
         Bug::ServeUncommitted,
         Bug::SkipPreVote,
+        Bug::LearnersCount,
     ];
 }

@@ -266,6 +266,29 @@ impl WorldOptions {
         options
     }
 
+    /// Three voters and two learners. Once both learners hold the log, the
+    /// leader and the learners are cut off from the two other voters: the
+    /// leader must commit nothing on that side (a majority of voters is
+    /// not there), and steps down by check-quorum; the voters elect
+    /// another.
+    pub fn learners_cut_off_with_the_leader() -> WorldOptions {
+        let ms = Duration::from_millis;
+        let learner = |id| Who::Node(NodeId(id));
+        let script = vec![
+            at(ms(300), Action::AddLearner(learner(4))),
+            at(ms(450), Action::AddLearner(learner(5))),
+            at(
+                ms(700),
+                Action::Partition(vec![Who::Leader, learner(4), learner(5)]),
+            ),
+            at(ms(1_500), Action::Heal),
+        ];
+        let mut options = WorldOptions::scripted(3, ms(1_600), script);
+        options.spares = 2;
+        options.workload.interval = ms(40);
+        options
+    }
+
     /// A calm cluster of `nodes` running `script`: no loss, no reordering,
     /// one producer sending one record every 100 ms, default timings.
     pub fn scripted(nodes: u64, safety: Duration, script: Vec<Step>) -> WorldOptions {

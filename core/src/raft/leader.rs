@@ -582,16 +582,18 @@ impl Raft {
             .collect();
         matched.insert(self.id, self.log.durable_index());
         let log = &self.log;
+        let mut counted = std::borrow::Cow::Borrowed(&self.configuration);
+        if self.config.has_bug(Bug::LearnersCount) {
+            let mut all = self.configuration.clone();
+            all.voters.0.append(&mut all.learners);
+            counted = std::borrow::Cow::Owned(all);
+        }
         let commit = if self.config.has_bug(Bug::CommitPreviousTermByCounting) {
-            self.configuration.committed(&matched).max(self.commit)
+            counted.committed(&matched).max(self.commit)
         } else {
-            commit::advance(
-                &self.configuration,
-                &matched,
-                self.commit,
-                self.term(),
-                |index| log.term(index),
-            )
+            commit::advance(&counted, &matched, self.commit, self.term(), |index| {
+                log.term(index)
+            })
         };
         self.commit_to(commit);
     }
