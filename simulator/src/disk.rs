@@ -458,6 +458,12 @@ fn apply_write(content: &mut Vec<u8>, position: u64, bytes: &[u8]) {
     }
     let start = position as usize;
     let end = start + bytes.len();
+    if start >= content.len() {
+        // An append (past a hole, if any): copied once, not zeroed first.
+        content.resize(start, 0);
+        content.extend_from_slice(bytes);
+        return;
+    }
     if content.len() < end {
         content.resize(end, 0);
     }
