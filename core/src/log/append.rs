@@ -149,17 +149,6 @@ impl Log {
             "entries are appended densely"
         );
         assert_eq!(meta.offset, active.next_offset, "offsets are dense");
-        let resident = active
-            .resident
-            .as_ref()
-            .expect("the active segment is resident");
-        assert!(
-            resident
-                .slots
-                .last()
-                .is_none_or(|s| s.kind != EntryKind::Config),
-            "a configuration entry ends its segment"
-        );
         let position = active.store_len;
         let slot = Slot {
             position: position as u32,
