@@ -64,6 +64,8 @@ pub enum Refused {
     NotCaughtUp,
     /// Removing the only voter would leave nobody to decide.
     LastVoter,
+    /// The configuration would not fit `CONFIG_BYTES_MAX`.
+    TooManyMembers,
 }
 
 impl core::fmt::Display for Refused {
@@ -80,6 +82,7 @@ impl core::fmt::Display for Refused {
             Refused::NotALearnerOrMember => f.write_str("the node is not in the needed role"),
             Refused::NotCaughtUp => f.write_str("the learner has not caught up"),
             Refused::LastVoter => f.write_str("the last voter cannot be removed"),
+            Refused::TooManyMembers => f.write_str("the configuration would be too large"),
         }
     }
 }
@@ -158,6 +161,7 @@ impl Raft {
         match self.append_as_leader(now, vec![entry]) {
             Ok(appended) => Ok(appended.last),
             Err(crate::error::Error::NotLeader { leader }) => Err(Refused::NotLeader { leader }),
+            Err(crate::error::Error::EntryOutOfBounds { .. }) => Err(Refused::TooManyMembers),
             // The log stopped and said so.
             Err(_) => Err(Refused::Busy),
         }

@@ -732,3 +732,33 @@ fn rotted_entries_are_repaired_from_an_intact_copy() {
         cluster.run_until(100_000, |c| c.converged(new));
     }
 }
+
+// A configuration entry is bounded (`CONFIG_BYTES_MAX`, carried by every
+// segment header): adding learners one by one ends with a clear refusal,
+// and the configuration in effect stays the last one that fit.
+#[test]
+fn a_configuration_too_large_is_refused() {
+    use crate::raft::membership::{Change, Refused};
+    let mut cluster = Cluster::new(1, 3);
+    let leader = elect(&mut cluster);
+    cluster.run_until(1_000, |c| c.nodes[&leader].commit() >= LogIndex(1));
+    let mut added = 0u64;
+    loop {
+        let now = cluster.now;
+        let node = cluster.nodes.get_mut(&leader).expect("a node");
+        match node.change_membership(now, Change::AddLearner(NodeId(1_000_000_000 + added))) {
+            Ok(index) => {
+                added += 1;
+                cluster.run_until(1_000, |c| c.nodes[&leader].commit() >= index);
+            }
+            Err(refused) => {
+                assert_eq!(refused, Refused::TooManyMembers, "after {added} learners");
+                break;
+            }
+        }
+        assert!(added < 10_000, "the bound is reached");
+    }
+    let config = cluster.nodes[&leader].configuration();
+    assert_eq!(config.learners.len() as u64, added);
+    assert!(config.encode().len() <= crate::limits::CONFIG_BYTES_MAX as usize);
+}
