@@ -22,99 +22,172 @@ use crate::error::Error;
 use crate::ids::LogIndex;
 use crate::log::disk::{DiskOp, FileId};
 use crate::log::entry::{encode_frame, EntryKind, EntryMeta, NewEntry, Payload};
+use crate::log::index::{self, Slot, SLOT_BYTES};
 use crate::log::machine::{Log, Output, Pending};
-use crate::log::scan::Damage;
+use crate::log::segment::Resident;
 use crate::time::Instant;
 
 impl Log {
-    /// Rewrites the damaged entry `index` with `entry`, an intact copy of
-    /// it from another node. It is served again at once; its bytes are
-    /// durable after a later sync (a crash before then finds it damaged
-    /// again, as before).
+    /// Rewrites the damaged run of entries starting at `first` with
+    /// `copies`, intact copies of all of them from another node. They are
+    /// served again at once, and durable (with the entries after them)
+    /// once the rewrite's sync completes; a crash before then finds them
+    /// damaged again.
+    ///
+    /// The index knows a run found at runtime (a read that failed its
+    /// checksum) entry by entry, and each copy must be the entry it holds
+    /// (same term, kind and records). A run found by recovery holds only
+    /// placeholders — its bytes told nothing — so its copies are taken on
+    /// `trusted`: the caller knows them committed, hence the very entries
+    /// this log held (Raft's state machine safety).
     ///
     /// Fails with [`Error::IndexNotResident`] while its segment's index
-    /// loads (retry once it has), and with [`Error::RepairRefused`] if the
-    /// entry is not damaged, or `entry` is not the entry the index holds,
-    /// or the frame's space cannot hold it.
-    pub fn repair(&mut self, index: LogIndex, entry: &NewEntry) -> Result<(), Error> {
+    /// loads (retry once it has), and with [`Error::RepairRefused`] if no
+    /// damaged run starts at `first`, or the copies do not cover it, or
+    /// are not its entries, or do not fit its bytes.
+    pub fn repair(
+        &mut self,
+        first: LogIndex,
+        copies: &[NewEntry],
+        trusted: bool,
+    ) -> Result<(), Error> {
         if let Some(error) = self.stopped {
             return Err(Error::Stopped(error));
         }
-        let refused = Err(Error::RepairRefused { index });
-        if self.damage_at(index).is_none() {
+        let refused = Err(Error::RepairRefused { index: first });
+        let Some(run) = self.damage_at(first).filter(|run| run.first == first) else {
+            return refused;
+        };
+        let last = run.end.prev();
+        if copies.len() as u64 != run.end.0 - run.first.0 {
             return refused;
         }
-        let Some(position) = self.segment_of(index) else {
+        let Some(position) = self.segment_of(first) else {
             return refused;
         };
         let segment = &self.segments[position];
+        if !segment.contains(last) {
+            return refused; // Runs do not cross segments.
+        }
         if segment.resident.is_none() {
             let base = segment.base;
             self.start_loading(base);
             return Err(Error::IndexNotResident { base });
         }
-        let slot = segment.slot(index).expect("resident");
-        let (start, end) = segment.frame_range(index).expect("resident");
-        let offset = segment.offset(index).expect("resident");
-        let same = slot.term == entry.term
-            && slot.kind == entry.kind
-            && slot.records as usize == entry.records.len();
-        if !same || end <= start || end > segment.store_len {
+        let records: u64 = copies.iter().map(|c| c.records.len() as u64).sum();
+        let matches = (0..copies.len()).all(|k| {
+            let slot = segment.slot(first.plus(k as u64)).expect("resident");
+            slot.term == copies[k].term
+                && slot.kind == copies[k].kind
+                && slot.records as usize == copies[k].records.len()
+        });
+        let (start, _) = segment.frame_range(first).expect("resident");
+        let (_, end) = segment.frame_range(last).expect("resident");
+        let fits_offsets = run.first_offset.plus(records) == run.end_offset;
+        if !(matches || trusted) || !fits_offsets || end <= start || end > segment.store_len {
             return refused;
         }
-        let mut meta = EntryMeta {
-            index,
-            term: entry.term,
-            kind: entry.kind,
-            offset,
-            records: slot.records,
-            time: Instant::ZERO,
-            producer: entry.producer,
-        };
-        let payload = match entry.kind {
-            EntryKind::Record => Payload::Records(&entry.records),
-            EntryKind::Noop | EntryKind::Config => Payload::Bytes(&entry.data),
-        };
+        // Each frame as short as it can be (time 0), then the spare bytes
+        // filled: by a padding frame if there is room for one, else by
+        // longer times (a varint of 128^k takes k more bytes than 0's).
+        let mut metas = Vec::with_capacity(copies.len());
+        let mut offset = run.first_offset;
+        for (k, copy) in copies.iter().enumerate() {
+            metas.push(EntryMeta {
+                index: first.plus(k as u64),
+                term: copy.term,
+                kind: copy.kind,
+                offset,
+                records: copy.records.len() as u32,
+                time: Instant::ZERO,
+                producer: copy.producer,
+            });
+            offset = offset.plus(copy.records.len() as u64);
+        }
         let space = (end - start) as usize;
-        let shortest = frame_len(&meta, entry);
-        let spare = space
-            .checked_sub(shortest)
-            .ok_or(Error::RepairRefused { index })?;
-        let padding = if spare < FRAME_HEADER_BYTES {
-            // Fill the space exactly with a longer time: a varint of
-            // 128^spare takes `spare` more bytes than one of 0.
-            if spare >= 10 {
-                return refused;
-            }
-            meta.time = Instant::from_nanos(if spare == 0 { 0 } else { 1 << (7 * spare) });
-            0
-        } else {
-            spare
+        let shortest: usize = metas.iter().zip(copies).map(|(m, c)| frame_len(m, c)).sum();
+        let Some(mut spare) = space.checked_sub(shortest) else {
+            return refused;
         };
+        let padding = if spare >= FRAME_HEADER_BYTES {
+            std::mem::take(&mut spare)
+        } else {
+            0
+        };
+        for meta in &mut metas {
+            let extra = spare.min(9);
+            if extra > 0 {
+                meta.time = Instant::from_nanos(1 << (7 * extra));
+                spare -= extra;
+            }
+        }
+        if spare > 0 {
+            return refused;
+        }
         let mut bytes = BytesMut::with_capacity(space);
-        encode_frame(&meta, payload, &mut bytes);
+        let mut slots = Vec::with_capacity(copies.len());
+        for (meta, copy) in metas.iter().zip(copies) {
+            slots.push(Slot {
+                position: (start as usize + bytes.len()) as u32,
+                term: meta.term,
+                kind: meta.kind,
+                records: meta.records,
+            });
+            let payload = match copy.kind {
+                EntryKind::Record => Payload::Records(&copy.records),
+                EntryKind::Noop | EntryKind::Config => Payload::Bytes(&copy.data),
+            };
+            encode_frame(meta, payload, &mut bytes);
+        }
         if padding > 0 {
             let begun = frame::begin(&mut bytes, FrameKind::Padding);
             bytes.resize(bytes.len() + padding - FRAME_HEADER_BYTES, 0);
             frame::finish(&mut bytes, begun);
         }
-        assert_eq!(
-            bytes.len(),
-            space,
-            "a repaired frame fills its space exactly"
-        );
-        let file = FileId::store(segment.base);
+        assert_eq!(bytes.len(), space, "a repaired run fills its bytes exactly");
+        // The index now tells the frames where they are, in memory and (if
+        // the slots reached it) in the index file.
+        let (base, relative) = (segment.base, (first.0 - segment.base.0) as usize);
+        let sealed = position + 1 < self.segments.len();
+        let segment = &mut self.segments[position];
+        let resident = segment.resident.as_mut().expect("resident");
+        let mut all = std::mem::take(&mut resident.slots);
+        all[relative..relative + slots.len()].copy_from_slice(&slots);
+        *resident = Resident::from_slots(all);
+        if last.next() == segment.next_index() {
+            segment.last_term = metas.last().expect("a run").term;
+        }
+        let file = FileId::store(base);
         let write = DiskOp::Write {
             file,
             position: start,
             bytes: bytes.freeze(),
         };
-        // Until the rewrite is synced, the entry is not durable (nor, as the
-        // log counts, any after it): see `Log::durable_index`.
         self.submit(write, Pending::Change);
-        self.submit(DiskOp::Sync { file }, Pending::Repaired { index });
-        *self.repairing.entry(index).or_default() += 1;
-        self.forget_damage(index);
+        if sealed || (relative as u64) < self.index_written {
+            let index_bytes: Vec<u8> = slots
+                .iter()
+                .enumerate()
+                .flat_map(|(k, slot)| index::encode((relative + k) as u32, *slot))
+                .collect();
+            let write = DiskOp::Write {
+                file: FileId::index(base),
+                position: (relative * SLOT_BYTES) as u64,
+                bytes: index_bytes.into(),
+            };
+            self.submit(write, Pending::Change);
+            self.submit(
+                DiskOp::Sync {
+                    file: FileId::index(base),
+                },
+                Pending::Change,
+            );
+        }
+        // Until the rewrite is synced, the entries are not durable (nor, as
+        // the log counts, any after them): see `Log::durable_index`.
+        self.submit(DiskOp::Sync { file }, Pending::Repaired { index: first });
+        *self.repairing.entry(first).or_default() += 1;
+        self.damaged.remove(&first);
         Ok(())
     }
 
@@ -130,36 +203,6 @@ impl Log {
         let after = self.durable_index();
         if self.stopped.is_none() && after > before {
             self.outputs.push_back(Output::Durable { through: after });
-        }
-    }
-
-    /// Takes `index` out of its damaged run, splitting the run around it.
-    fn forget_damage(&mut self, index: LogIndex) {
-        let run = self.damage_at(index).expect("damaged");
-        self.damaged.remove(&run.first);
-        let segment = &self.segments[self.segment_of(index).expect("held")];
-        let offset = segment.offset(index).expect("resident");
-        let after = if index.next() < segment.next_index() {
-            segment.offset(index.next()).expect("resident")
-        } else {
-            segment.next_offset
-        }
-        .min(run.end_offset);
-        if run.first < index {
-            let before = Damage {
-                end: index,
-                end_offset: offset,
-                ..run
-            };
-            self.damaged.insert(before.first, before);
-        }
-        if index.next() < run.end {
-            let rest = Damage {
-                first: index.next(),
-                first_offset: after,
-                ..run
-            };
-            self.damaged.insert(rest.first, rest);
         }
     }
 }

@@ -795,16 +795,16 @@ fn a_damaged_entry_is_repaired_in_place() {
         "served up to the damage only"
     );
     assert_eq!(
-        log.repair(LogIndex(2), &record(2, "second")),
+        log.repair(LogIndex(2), &[record(2, "second")], false),
         Err(Error::RepairRefused { index: LogIndex(2) }),
         "a copy of another term is not this entry"
     );
     assert_eq!(
-        log.repair(LogIndex(1), &record(1, "first")),
+        log.repair(LogIndex(1), &[record(1, "first")], false),
         Err(Error::RepairRefused { index: LogIndex(1) }),
         "an intact entry needs no repair"
     );
-    log.repair(LogIndex(2), &entries[1]).unwrap();
+    log.repair(LogIndex(2), &entries[1..2], false).unwrap();
     let before = log.next_index();
     drive(&mut log, &mut disk);
     assert_eq!(log.next_index(), before, "the log is no shorter");
@@ -824,6 +824,57 @@ fn a_damaged_entry_is_repaired_in_place() {
     assert_eq!(restarted.damaged().count(), 0);
     assert_eq!(
         read_all(&mut restarted, &mut disk, ReadFrom::Offset(Offset(0))),
+        everything
+    );
+}
+
+// Goal: a run that recovery found damaged holds only placeholders in the
+// index (its bytes told nothing); copies known committed repair it whole,
+// the index learns where the frames are, and a restart finds it intact.
+// Untrusted copies are refused, since nothing can be checked against them.
+#[test]
+fn a_run_found_damaged_by_recovery_is_repaired_whole() {
+    let (mut log, mut disk) = fresh(LogConfig::default());
+    let entries = vec![
+        record(1, "first"),
+        record(1, "second, a little longer"),
+        record(1, "third"),
+        record(2, "fourth"),
+    ];
+    log.append(Instant::ZERO, entries.clone()).unwrap();
+    drive(&mut log, &mut disk);
+    let (store, _) = log.active_store();
+    let (second, _) = log.active().frame_range(LogIndex(2)).unwrap();
+    let (third, _) = log.active().frame_range(LogIndex(3)).unwrap();
+    let bytes = disk.files.get_mut(&store).unwrap();
+    bytes[second as usize + 14] ^= 0x01;
+    bytes[third as usize + 14] ^= 0x01;
+    let mut restarted = Log::new(LogConfig::default(), disk.recover(), Instant::ZERO).unwrap();
+    drive(&mut restarted, &mut disk);
+    let run = *restarted.damaged().next().expect("recovery found the run");
+    assert_eq!((run.first, run.end), (LogIndex(2), LogIndex(4)));
+    assert_eq!(
+        restarted.repair(LogIndex(2), &entries[1..3], false),
+        Err(Error::RepairRefused { index: LogIndex(2) }),
+        "placeholders check nothing: untrusted copies are refused"
+    );
+    restarted.repair(LogIndex(2), &entries[1..3], true).unwrap();
+    drive(&mut restarted, &mut disk);
+    let everything = [
+        (1, 0, "first".to_string()),
+        (2, 1, "second, a little longer".to_string()),
+        (3, 2, "third".to_string()),
+        (4, 3, "fourth".to_string()),
+    ];
+    let read = read_all(&mut restarted, &mut disk, ReadFrom::Offset(Offset(0)));
+    assert_eq!(read, everything);
+    restarted.flush_index();
+    drive(&mut restarted, &mut disk);
+    let mut again = Log::new(LogConfig::default(), disk.recover(), Instant::ZERO).unwrap();
+    drive(&mut again, &mut disk);
+    assert_eq!(again.damaged().count(), 0);
+    assert_eq!(
+        read_all(&mut again, &mut disk, ReadFrom::Offset(Offset(0))),
         everything
     );
 }

@@ -231,21 +231,23 @@ impl Raft {
         }
     }
 
-    /// Repairs the damaged entries among those after `prev` that `entries`
-    /// hold intact copies of, stopping at the first it cannot.
+    /// Repairs the damaged runs that lie wholly among the entries after
+    /// `prev` that `entries` hold, stopping at the first it cannot. A run
+    /// this node knows committed is repaired even where its index holds
+    /// only placeholders (see `Log::repair`).
     fn repair_from(&mut self, prev: LogIndex, entries: &[NewEntry]) -> Result<(), Error> {
-        let end = prev
-            .plus(entries.len() as u64)
-            .min(self.log.next_index().prev());
-        let damaged: Vec<LogIndex> = self
+        let end = prev.plus(entries.len() as u64);
+        let runs: Vec<(LogIndex, LogIndex)> = self
             .log
             .damaged()
-            .flat_map(|d| (d.first.0.max(prev.0 + 1)..d.end.0.min(end.0 + 1)).map(LogIndex))
+            .filter(|d| prev < d.first && d.end.prev() <= end)
+            .map(|d| (d.first, d.end))
             .collect();
-        for index in damaged {
-            // The log checks the copy against the term its index holds.
-            let copy = &entries[(index.0 - prev.0 - 1) as usize];
-            self.log.repair(index, copy)?;
+        for (first, run_end) in runs {
+            let from = (first.0 - prev.0 - 1) as usize;
+            let copies = &entries[from..from + (run_end.0 - first.0) as usize];
+            let trusted = run_end.prev() <= self.commit;
+            self.log.repair(first, copies, trusted)?;
         }
         Ok(())
     }
