@@ -129,10 +129,11 @@ impl Raft {
             entries.drain(..skip);
             prev_index = before_first;
         }
-        // Damaged entries (a crash tore one write and kept a later one)
-        // were never acknowledged — their sync never completed — and are
-        // never served: the leader is sent back to the first of them, and
-        // its entries replace them and everything after.
+        // Damaged entries (a write a crash tore, or bytes that rotted at
+        // rest) are never served: the leader is sent back to the first of
+        // them, and its copies repair them in place, or, where they are not
+        // known committed and cannot be checked, replace them and
+        // everything after.
         let damaged = self.log.damaged().next().map(|d| d.first);
         if let Some(first) = damaged.filter(|&first| first <= prev_index) {
             let reply = Message::AppendReply {
