@@ -1,18 +1,20 @@
 //! The simulated disk: the log's disk operations, performed in memory, with
 //! power loss, torn writes and media faults chosen from a seed.
 //!
-//! Owns what a disk keeps and what it loses. It knows, for every file, the
-//! content made durable by the last sync and the ordered changes since; for
-//! the directory, the names made durable by the last directory sync. On a
+//! Owns what a disk keeps and what it loses. It knows, for every file, its
+//! current content and the ordered changes since the last sync, each with
+//! what it replaced (so the durable content is rebuilt, not kept twice);
+//! for the directory, the names made durable by the last directory sync. On a
 //! crash each unsynced change is independently kept, lost, or torn (only a
 //! prefix of a write that ends on a sector boundary survives), as the seed
 //! decides. It must never consult anything but its seed: the same seed and
 //! the same operations give the same disk, bit for bit.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use cairn_core::log::disk::{DiskError, DiskOp, DiskOutcome, FileId, FoundFile};
+use cairn_core::log::disk::{DiskError, DiskOp, DiskOutcome, FileId, FileKind, FoundFile};
 use cairn_core::rng::{Rng, Stream};
 use rand::Rng as _;
 use rand_chacha::ChaCha8Rng;
@@ -66,19 +68,157 @@ pub struct DiskStats {
     pub reads: u64,
 }
 
-/// A change made to a file since its last sync.
+/// A change made to a file since its last sync, with what it replaced:
+/// the file's length before it and the bytes it overwrote or cut, so that
+/// the content as of the last sync can be rebuilt by undoing the changes
+/// in reverse.
 #[derive(Clone, Debug)]
 enum Change {
-    Write { position: u64, bytes: Bytes },
-    Truncate { len: u64 },
+    Write {
+        position: u64,
+        bytes: Bytes,
+        old_len: usize,
+        old: Vec<u8>,
+    },
+    Truncate {
+        len: u64,
+        old_len: usize,
+        old: Vec<u8>,
+    },
 }
 
-/// One file (an inode): its durable content and what changed since.
+impl Change {
+    /// Whether the change only added bytes at or past `len`.
+    fn appends_past(&self, len: usize) -> bool {
+        matches!(self, Change::Write { position, .. } if *position >= len as u64)
+    }
+
+    /// Undoes the change on the content it produced.
+    fn undo(&self, content: &mut Vec<u8>) {
+        match self {
+            Change::Write {
+                position,
+                old_len,
+                old,
+                ..
+            } => {
+                if !old.is_empty() {
+                    let start = *position as usize;
+                    content[start..start + old.len()].copy_from_slice(old);
+                }
+                content.truncate(*old_len);
+            }
+            Change::Truncate { len, old_len, old } => {
+                content.resize(*old_len, 0);
+                if !old.is_empty() {
+                    let start = *len as usize;
+                    content[start..start + old.len()].copy_from_slice(old);
+                }
+            }
+        }
+    }
+
+    /// The bytes this change remembers from before it, and where they sat.
+    fn old_mut(&mut self) -> (u64, &mut Vec<u8>) {
+        match self {
+            Change::Write { position, old, .. } => (*position, old),
+            Change::Truncate { len, old, .. } => (*len, old),
+        }
+    }
+}
+
+/// One file (an inode). Only its current content is held: the durable
+/// content is the current one with the changes since the last sync undone,
+/// so a sync costs nothing and an append is copied once (appends, the
+/// common case, need no undo bytes at all).
 #[derive(Clone, Debug, Default)]
 struct Inode {
     current: Vec<u8>,
-    durable: Vec<u8>,
+    /// The length at the last sync.
+    synced_len: usize,
     unsynced: Vec<Change>,
+}
+
+impl Inode {
+    /// Whether the durable content is a prefix of the current one.
+    fn only_appended(&self) -> bool {
+        self.unsynced
+            .iter()
+            .all(|c| c.appends_past(self.synced_len))
+    }
+
+    /// The content as of the last sync.
+    fn durable(&self) -> Cow<'_, [u8]> {
+        if self.only_appended() {
+            return Cow::Borrowed(&self.current[..self.synced_len]);
+        }
+        let mut content = self.current.clone();
+        for change in self.unsynced.iter().rev() {
+            change.undo(&mut content);
+        }
+        debug_assert_eq!(content.len(), self.synced_len);
+        Cow::Owned(content)
+    }
+
+    fn write(&mut self, position: u64, bytes: &Bytes) {
+        let old_len = self.current.len();
+        let start = (position as usize).min(old_len);
+        let stop = (position as usize + bytes.len()).min(old_len);
+        let old = self.current[start..stop].to_vec();
+        apply_write(&mut self.current, position, bytes);
+        self.unsynced.push(Change::Write {
+            position,
+            bytes: bytes.clone(),
+            old_len,
+            old,
+        });
+    }
+
+    fn truncate(&mut self, len: u64) {
+        let old_len = self.current.len();
+        let old = self
+            .current
+            .get(len as usize..)
+            .unwrap_or_default()
+            .to_vec();
+        self.current.resize(len as usize, 0);
+        self.unsynced.push(Change::Truncate { len, old_len, old });
+    }
+
+    fn sync(&mut self) {
+        self.unsynced.clear();
+        self.synced_len = self.current.len();
+    }
+}
+
+/// A directory entry's key: a log file by its id (no name is formatted on
+/// the hot path), or any other name a test planted.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Key {
+    Log(FileId),
+    Other(String),
+}
+
+impl Key {
+    fn of(name: &str) -> Key {
+        FileId::parse(name).map_or_else(|| Key::Other(name.to_owned()), Key::Log)
+    }
+}
+
+/// Every durably named file with only its durable content, as
+/// [`SimDisk::durable_files`] lists them.
+pub struct DurableFiles<'a> {
+    files: Vec<(&'a str, Cow<'a, [u8]>)>,
+}
+
+impl DurableFiles<'_> {
+    /// The files as recovery takes them, sorted by name.
+    pub fn found(&self) -> Vec<FoundFile<'_>> {
+        self.files
+            .iter()
+            .map(|(name, bytes)| FoundFile { name, bytes })
+            .collect()
+    }
 }
 
 /// A disk in memory.
@@ -88,12 +228,14 @@ pub struct SimDisk {
     inodes: BTreeMap<u64, Inode>,
     next_inode: u64,
     /// Names as they are now.
-    names: BTreeMap<String, u64>,
+    names: BTreeMap<Key, u64>,
     /// Names as of the last directory sync.
-    durable_names: BTreeMap<String, u64>,
+    durable_names: BTreeMap<Key, u64>,
+    /// Every name ever used, as text, for listings.
+    labels: BTreeMap<Key, String>,
     no_space: bool,
     fail_next_sync: bool,
-    read_faults: Vec<(String, u64, u64)>,
+    read_faults: Vec<(FileId, u64, u64)>,
     stats: DiskStats,
     /// Bumped by every change to what a crash would leave.
     durable_version: u64,
@@ -113,6 +255,7 @@ impl SimDisk {
             next_inode: 1,
             names: BTreeMap::new(),
             durable_names: BTreeMap::new(),
+            labels: BTreeMap::new(),
             no_space: false,
             fail_next_sync: false,
             read_faults: Vec::new(),
@@ -124,22 +267,20 @@ impl SimDisk {
     /// Performs one operation, at once.
     pub fn perform(&mut self, op: &DiskOp) -> Result<DiskOutcome, DiskError> {
         match op {
-            DiskOp::Create { file } => self.create(&file.to_string()),
+            DiskOp::Create { file } => self.create(Key::Log(*file)),
             DiskOp::Write {
                 file,
                 position,
                 bytes,
-            } => self.write(&file.to_string(), *position, bytes),
-            DiskOp::Sync { file } => self.sync(&file.to_string()),
+            } => self.write(*file, *position, bytes),
+            DiskOp::Sync { file } => self.sync(*file),
             DiskOp::Truncate { file, len } => {
-                let inode = self.inode_mut(&file.to_string())?;
-                inode.current.resize(*len as usize, 0);
-                inode.unsynced.push(Change::Truncate { len: *len });
+                self.inode_mut(&Key::Log(*file))?.truncate(*len);
                 Ok(DiskOutcome::Done)
             }
             DiskOp::Delete { file } => {
                 self.names
-                    .remove(&file.to_string())
+                    .remove(&Key::Log(*file))
                     .ok_or(DiskError::NotFound)?;
                 Ok(DiskOutcome::Done)
             }
@@ -152,11 +293,11 @@ impl SimDisk {
                 file,
                 position,
                 len,
-            } => self.read(&file.to_string(), *position, *len),
+            } => self.read(*file, *position, *len),
         }
     }
 
-    fn create(&mut self, name: &str) -> Result<DiskOutcome, DiskError> {
+    fn create(&mut self, key: Key) -> Result<DiskOutcome, DiskError> {
         if self.no_space {
             return Err(DiskError::NoSpace);
         }
@@ -165,62 +306,55 @@ impl SimDisk {
         let inode = self.next_inode;
         self.next_inode += 1;
         self.inodes.insert(inode, Inode::default());
-        self.names.insert(name.to_owned(), inode);
+        self.label(&key);
+        self.names.insert(key, inode);
         Ok(DiskOutcome::Done)
+    }
+
+    fn label(&mut self, key: &Key) {
+        if !self.labels.contains_key(key) {
+            let text = match key {
+                Key::Log(file) => file.to_string(),
+                Key::Other(name) => name.clone(),
+            };
+            self.labels.insert(key.clone(), text);
+        }
     }
 
     fn write(
         &mut self,
-        name: &str,
+        file: FileId,
         position: u64,
         bytes: &Bytes,
     ) -> Result<DiskOutcome, DiskError> {
         if self.no_space {
             return Err(DiskError::NoSpace);
         }
-        let inode = self.inode_mut(name)?;
-        apply_write(&mut inode.current, position, bytes);
-        inode.unsynced.push(Change::Write {
-            position,
-            bytes: bytes.clone(),
-        });
+        self.inode_mut(&Key::Log(file))?.write(position, bytes);
         self.stats.writes += 1;
         self.stats.bytes_written += bytes.len() as u64;
         Ok(DiskOutcome::Done)
     }
 
-    fn sync(&mut self, name: &str) -> Result<DiskOutcome, DiskError> {
+    fn sync(&mut self, file: FileId) -> Result<DiskOutcome, DiskError> {
         let fail = std::mem::take(&mut self.fail_next_sync);
-        let inode = self.inode_mut(name)?;
+        let inode = self.inode_mut(&Key::Log(file))?;
         if fail {
             return Err(DiskError::Io);
         }
-        // The durable content plus the changes since is the current content:
-        // applying them costs what they wrote, not what the file holds.
-        for change in std::mem::take(&mut inode.unsynced) {
-            match change {
-                Change::Write { position, bytes } => {
-                    apply_write(&mut inode.durable, position, &bytes)
-                }
-                Change::Truncate { len } => inode.durable.resize(len as usize, 0),
-            }
-        }
-        debug_assert_eq!(
-            inode.durable, inode.current,
-            "a sync makes the file durable as it is"
-        );
+        inode.sync();
         self.stats.syncs += 1;
         self.durable_version += 1;
         Ok(DiskOutcome::Done)
     }
 
-    fn read(&mut self, name: &str, position: u64, len: u64) -> Result<DiskOutcome, DiskError> {
+    fn read(&mut self, file: FileId, position: u64, len: u64) -> Result<DiskOutcome, DiskError> {
         let end = position.saturating_add(len);
         let faulty = self
             .read_faults
             .iter()
-            .any(|(file, start, stop)| file == name && position < *stop && *start < end);
-        let current = &self.inode(name)?.current;
+            .any(|(f, start, stop)| *f == file && position < *stop && *start < end);
+        let current = &self.inode(&Key::Log(file))?.current;
         if faulty {
             return Err(DiskError::Io);
         }
@@ -231,20 +365,20 @@ impl SimDisk {
         Ok(DiskOutcome::Read(bytes))
     }
 
-    fn inode(&self, name: &str) -> Result<&Inode, DiskError> {
-        let inode = self.names.get(name).ok_or(DiskError::NotFound)?;
+    fn inode(&self, key: &Key) -> Result<&Inode, DiskError> {
+        let inode = self.names.get(key).ok_or(DiskError::NotFound)?;
         Ok(&self.inodes[inode])
     }
 
-    fn inode_mut(&mut self, name: &str) -> Result<&mut Inode, DiskError> {
-        let inode = self.names.get(name).ok_or(DiskError::NotFound)?;
+    fn inode_mut(&mut self, key: &Key) -> Result<&mut Inode, DiskError> {
+        let inode = self.names.get(key).ok_or(DiskError::NotFound)?;
         Ok(self.inodes.get_mut(inode).expect("named inodes exist"))
     }
 
     /// Power loss. The directory becomes what was last synced; each file
     /// its durable content plus the unsynced changes that survive.
     pub fn crash(&mut self) -> CrashReport {
-        let differ = |a: &BTreeMap<String, u64>, b: &BTreeMap<String, u64>| {
+        let differ = |a: &BTreeMap<Key, u64>, b: &BTreeMap<Key, u64>| {
             a.iter()
                 .filter(|(name, inode)| b.get(*name) != Some(inode))
                 .count() as u32
@@ -260,7 +394,7 @@ impl SimDisk {
         self.inodes.retain(|inode, _| live.contains(inode));
         // A file without unsynced changes is already as the crash leaves it.
         for inode in self.inodes.values_mut().filter(|i| !i.unsynced.is_empty()) {
-            let mut content = inode.durable.clone();
+            let mut content = inode.durable().into_owned();
             for change in std::mem::take(&mut inode.unsynced) {
                 survive(
                     &mut self.rng,
@@ -270,8 +404,8 @@ impl SimDisk {
                     &mut report,
                 );
             }
-            inode.current = content.clone();
-            inode.durable = content;
+            inode.current = content;
+            inode.sync();
         }
         self.no_space = false;
         self.fail_next_sync = false;
@@ -283,12 +417,20 @@ impl SimDisk {
     pub fn flip_bit(&mut self, file: FileId, position: u64, bit: u8) {
         self.durable_version += 1;
         let inode = self
-            .inode_mut(&file.to_string())
+            .inode_mut(&Key::Log(file))
             .expect("flip a bit of an existing file");
         let mask = 1u8 << (bit % 8);
         inode.current[position as usize] ^= mask;
-        if let Some(byte) = inode.durable.get_mut(position as usize) {
-            *byte ^= mask;
+        // The durable byte is the oldest one a change remembers, else the
+        // current one: flipping every remembered copy flips it too.
+        for change in inode.unsynced.iter_mut() {
+            let (start, old) = change.old_mut();
+            if let Some(byte) = position
+                .checked_sub(start)
+                .and_then(|at| old.get_mut(at as usize))
+            {
+                *byte ^= mask;
+            }
         }
     }
 
@@ -300,7 +442,7 @@ impl SimDisk {
     /// Reads overlapping `[start, end)` of `file` fail (a latent sector
     /// error) until cleared.
     pub fn fail_reads(&mut self, file: FileId, start: u64, end: u64) {
-        self.read_faults.push((file.to_string(), start, end));
+        self.read_faults.push((file, start, end));
     }
 
     /// Clears every read fault.
@@ -315,52 +457,74 @@ impl SimDisk {
 
     /// File names, sorted.
     pub fn names(&self) -> Vec<String> {
-        self.names.keys().cloned().collect()
+        let mut names: Vec<String> = self.names.keys().map(|k| self.labels[k].clone()).collect();
+        names.sort();
+        names
     }
 
-    /// The names after `name`, in order (segment files sort by base).
-    pub fn names_after(&self, name: &str) -> Vec<&str> {
+    /// Whether a segment store of a later base than `file`'s exists.
+    pub fn has_store_after(&self, file: FileId) -> bool {
         use std::ops::Bound;
         self.names
-            .range::<str, _>((Bound::Excluded(name), Bound::Unbounded))
-            .map(|(n, _)| n.as_str())
-            .filter(|n| n.ends_with(".store"))
-            .collect()
+            .range((Bound::Excluded(Key::Log(file)), Bound::Unbounded))
+            .any(|(key, _)| matches!(key, Key::Log(f) if f.kind == FileKind::Store && f.base > file.base))
     }
 
     /// A file's current content.
     pub fn contents(&self, name: &str) -> Option<&[u8]> {
-        self.inode(name).ok().map(|inode| inode.current.as_slice())
+        self.inode(&Key::of(name))
+            .ok()
+            .map(|inode| inode.current.as_slice())
+    }
+
+    /// A log file's current length.
+    pub fn len(&self, file: FileId) -> Option<u64> {
+        self.inode(&Key::Log(file))
+            .ok()
+            .map(|inode| inode.current.len() as u64)
     }
 
     /// Every file as recovery sees it, sorted by name.
     pub fn found_files(&self) -> Vec<FoundFile<'_>> {
-        self.names
+        let mut found: Vec<FoundFile<'_>> = self
+            .names
             .iter()
-            .map(|(name, inode)| FoundFile {
-                name,
+            .map(|(key, inode)| FoundFile {
+                name: &self.labels[key],
                 bytes: &self.inodes[inode].current,
             })
-            .collect()
+            .collect();
+        found.sort_by_key(|f| f.name);
+        found
     }
 
     /// Every durably named file with only its durable content: what a crash
     /// that lost every unsynced change would leave. Checkers read this to
     /// know what a node may announce.
-    pub fn durable_files(&self) -> Vec<FoundFile<'_>> {
-        self.durable_names
+    pub fn durable_files(&self) -> DurableFiles<'_> {
+        let mut files: Vec<(&str, Cow<'_, [u8]>)> = self
+            .durable_names
             .iter()
-            .map(|(name, inode)| FoundFile {
-                name,
-                bytes: self.inodes.get(inode).map_or(&[][..], |i| &i.durable[..]),
+            .map(|(key, inode)| {
+                let bytes = self
+                    .inodes
+                    .get(inode)
+                    .map_or(Cow::Borrowed(&[][..]), Inode::durable);
+                (self.labels[key].as_str(), bytes)
             })
-            .collect()
+            .collect();
+        files.sort_by_key(|(name, _)| *name);
+        DurableFiles { files }
     }
 
-    /// One file's durable content, if its name is durable.
-    pub fn durable_file(&self, name: &str) -> Option<&[u8]> {
-        let inode = self.durable_names.get(name)?;
-        Some(self.inodes.get(inode).map_or(&[][..], |i| &i.durable[..]))
+    /// One log file's durable content, if its name is durable.
+    pub fn durable_file(&self, file: FileId) -> Option<Cow<'_, [u8]>> {
+        let inode = self.durable_names.get(&Key::Log(file))?;
+        Some(
+            self.inodes
+                .get(inode)
+                .map_or(Cow::Borrowed(&[][..]), Inode::durable),
+        )
     }
 
     /// Plants a file, durable at once, name included (for staging damage or
@@ -369,50 +533,55 @@ impl SimDisk {
         self.durable_version += 1;
         let inode = self.next_inode;
         self.next_inode += 1;
-        let content = bytes.to_vec();
         self.inodes.insert(
             inode,
             Inode {
-                current: content.clone(),
-                durable: content,
+                current: bytes.to_vec(),
+                synced_len: bytes.len(),
                 unsynced: Vec::new(),
             },
         );
-        self.names.insert(name.to_owned(), inode);
-        self.durable_names.insert(name.to_owned(), inode);
+        let key = Key::of(name);
+        self.label(&key);
+        self.names.insert(key.clone(), inode);
+        self.durable_names.insert(key, inode);
     }
 
     /// Removes a file durably.
     pub fn remove_file(&mut self, name: &str) {
         self.durable_version += 1;
-        self.names.remove(name);
-        self.durable_names.remove(name);
+        let key = Key::of(name);
+        self.names.remove(&key);
+        self.durable_names.remove(&key);
     }
 
-    /// Cuts a file durably (a file found truncated on disk).
+    /// Cuts a file at rest durably (a file found truncated on disk).
     pub fn truncate_file(&mut self, name: &str, len: u64) {
         self.durable_version += 1;
-        let inode = self.inode_mut(name).expect("truncate an existing file");
+        let inode = self
+            .inode_mut(&Key::of(name))
+            .expect("truncate an existing file");
+        assert!(inode.unsynced.is_empty(), "cut only a file at rest");
         inode.current.truncate(len as usize);
-        inode.durable.truncate(len as usize);
+        inode.sync();
     }
 
     /// Whether the first `end` bytes of `file` would survive a crash as they
     /// are now: its name is durable, its durable content is that long, and
     /// no change since its last sync touches them.
     pub fn durable_through(&self, file: FileId, end: u64) -> bool {
-        let name = file.to_string();
-        let Some(inode) = self.names.get(&name) else {
+        let key = Key::Log(file);
+        let Some(inode) = self.names.get(&key) else {
             return false;
         };
-        if self.durable_names.get(&name) != Some(inode) {
+        if self.durable_names.get(&key) != Some(inode) {
             return false;
         }
         let inode = &self.inodes[inode];
-        inode.durable.len() as u64 >= end
+        inode.synced_len as u64 >= end
             && inode.unsynced.iter().all(|change| match change {
                 Change::Write { position, .. } => *position >= end,
-                Change::Truncate { len } => *len >= end,
+                Change::Truncate { len, .. } => *len >= end,
             })
     }
 
@@ -421,12 +590,7 @@ impl SimDisk {
     /// last sync only appended to it (a crash could bring cut bytes back,
     /// or keep the old bytes under an overwrite, such as a repair's).
     pub fn durable_is_prefix(&self) -> bool {
-        self.names == self.durable_names
-            && self.inodes.values().all(|inode| {
-                inode.unsynced.iter().all(|change| {
-                    matches!(change, Change::Write { position, .. } if *position >= inode.durable.len() as u64)
-                })
-            })
+        self.names == self.durable_names && self.inodes.values().all(Inode::only_appended)
     }
 
     /// A number that changes whenever what a crash would leave changes (a
@@ -439,11 +603,8 @@ impl SimDisk {
     /// The length of a file's durable content, if it exists, and only if it
     /// has no unsynced change.
     pub fn durable_len(&self, file: FileId) -> Option<u64> {
-        let inode = self.inode(&file.to_string()).ok()?;
-        inode
-            .unsynced
-            .is_empty()
-            .then_some(inode.durable.len() as u64)
+        let inode = self.inode(&Key::Log(file)).ok()?;
+        inode.unsynced.is_empty().then_some(inode.synced_len as u64)
     }
 
     /// What the disk was asked to do.
@@ -482,17 +643,21 @@ fn survive(
     if roll < faults.crash_keep_ratio {
         report.kept += 1;
         match change {
-            Change::Write { position, bytes } => apply_write(content, position, &bytes),
-            Change::Truncate { len } => content.resize(len as usize, 0),
+            Change::Write {
+                position, bytes, ..
+            } => apply_write(content, position, &bytes),
+            Change::Truncate { len, .. } => content.resize(len as usize, 0),
         }
     } else if roll < faults.crash_keep_ratio + faults.crash_tear_ratio {
         match change {
-            Change::Write { position, bytes } => {
+            Change::Write {
+                position, bytes, ..
+            } => {
                 report.torn += 1;
                 let kept = torn_len(rng, faults.sector_bytes, position, bytes.len() as u64);
                 apply_write(content, position, &bytes[..kept as usize]);
             }
-            Change::Truncate { len } => {
+            Change::Truncate { len, .. } => {
                 report.kept += 1;
                 content.resize(len as usize, 0);
             }
@@ -612,6 +777,50 @@ mod tests {
         let mut disk = created(1);
         disk.crash();
         assert_eq!(disk.names(), [store().to_string()]);
+    }
+
+    // Goal: the durable content is rebuilt exactly from the current one
+    // under overwrites, cuts, growth and writes past the end, and a crash
+    // that loses every unsynced change leaves exactly it.
+    #[test]
+    fn durable_content_is_rebuilt_under_every_change() {
+        let faults = DiskFaults {
+            crash_keep_ratio: 0.0,
+            crash_tear_ratio: 0.0,
+            ..DiskFaults::default()
+        };
+        let mut disk = SimDisk::new(1, faults);
+        disk.perform(&DiskOp::Create { file: store() }).unwrap();
+        disk.perform(&DiskOp::SyncDir).unwrap();
+        let synced: Vec<u8> = (0..200u8).collect();
+        write(&mut disk, 0, &synced);
+        disk.perform(&DiskOp::Sync { file: store() }).unwrap();
+        let durable = |disk: &SimDisk| disk.durable_file(store()).unwrap().into_owned();
+        assert!(disk.durable_is_prefix());
+        write(&mut disk, 200, &[1; 50]);
+        assert!(disk.durable_is_prefix(), "an append keeps the prefix");
+        assert!(disk.durable_through(store(), 200));
+        write(&mut disk, 10, &[2; 20]);
+        let cut = |disk: &mut SimDisk, len| {
+            disk.perform(&DiskOp::Truncate { file: store(), len })
+                .unwrap()
+        };
+        cut(&mut disk, 100);
+        cut(&mut disk, 300);
+        write(&mut disk, 400, &[3; 10]);
+        disk.flip_bit(store(), 15, 0);
+        assert!(!disk.durable_is_prefix());
+        assert!(!disk.durable_through(store(), 20));
+        assert!(disk.durable_through(store(), 10));
+        let mut expected = synced.clone();
+        expected[15] ^= 1;
+        assert_eq!(durable(&disk), expected);
+        let current = disk.contents(&store().to_string()).unwrap();
+        assert_eq!(current.len(), 410);
+        assert_eq!((current[15], current[150], current[405]), (2 ^ 1, 0, 3));
+        disk.crash();
+        assert_eq!(disk.contents(&store().to_string()).unwrap(), &expected[..]);
+        assert_eq!(disk.durable_len(store()), Some(200));
     }
 
     // Goal: the same seed gives the same disk after the same operations.

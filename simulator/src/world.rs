@@ -12,11 +12,9 @@
 //! stop, everything heals, crashed nodes restart): a leader that all nodes
 //! follow must appear within a bound.
 //! Checkers run outside the nodes after every step: one leader per term,
-//! nothing sent before the state it announces is durable, and every
-//! machine's own invariants.
-//!
-//! So far the nodes run Raft's elections over its state file; the log and
-//! replication join next.
+//! nothing sent before the state it announces is durable, acks only on a
+//! quorum's synced disks, commits that no electable node lacks, what the
+//! workload sees (workload.rs), and every machine's own invariants.
 
 use std::collections::BTreeMap;
 use std::hash::Hasher;
@@ -353,6 +351,9 @@ struct SimNode {
     /// The log its disk would recover now, and the disk's durable version
     /// it was recovered at.
     durable: Option<(u64, Log)>,
+    /// The Raft state its disk would recover now, and the disk's durable
+    /// version it was read at.
+    durable_state: Option<(u64, state::HardState)>,
     /// Whether its machine took an input since the last check.
     touched: bool,
     /// Whether it loses power at its next write (a script's step).
@@ -400,17 +401,34 @@ impl SimNode {
         // A cut the log made may not have reached even the driver yet:
         // then the disk holds more of the active store, or later stores.
         let (store, len) = machine.raft().log().active_store();
-        let name = store.to_string();
         self.disk.durable_is_prefix()
-            && self
-                .disk
-                .contents(&name)
-                .is_some_and(|bytes| bytes.len() as u64 <= len)
-            && self.disk.names_after(&name).is_empty()
+            && self.disk.len(store).is_some_and(|bytes| bytes <= len)
+            && !self.disk.has_store_after(store)
             && self
                 .io
                 .iter()
                 .all(|(_, r)| !matches!(r.op, DiskOp::Truncate { .. } | DiskOp::Delete { .. }))
+    }
+
+    /// The term and vote a crash now would leave on its disk; read again
+    /// only when the disk's durable contents changed.
+    fn durable_state(&mut self) -> state::HardState {
+        let version = self.disk.durable_version();
+        if let Some((v, state)) = self.durable_state.filter(|(v, _)| *v == version) {
+            debug_assert_eq!(v, version);
+            return state;
+        }
+        let file = FileId::state();
+        let name = file.to_string();
+        let bytes = self.disk.durable_file(file);
+        let found: Vec<FoundFile<'_>> = bytes
+            .as_deref()
+            .map(|bytes| FoundFile { name: &name, bytes })
+            .into_iter()
+            .collect();
+        let state = state::recover(&found).map(|r| r.state).unwrap_or_default();
+        self.durable_state = Some((version, state));
+        state
     }
 
     /// When the node next wants its timers fired, in world time, never
@@ -510,6 +528,7 @@ impl World {
                 restarts: 0,
                 io: Default::default(),
                 durable: None,
+                durable_state: None,
                 touched: false,
                 crash_at_write: false,
                 drift_ppm: match world.options.clock_drift_ppm {
@@ -937,7 +956,7 @@ impl World {
         };
         let disk = &self.nodes[position].disk;
         if disk
-            .durable_file(&file.to_string())
+            .durable_file(file)
             .is_none_or(|bytes| (bytes.len() as u64) < end)
         {
             return; // Not durable yet: no rot at rest.
@@ -1272,8 +1291,8 @@ impl World {
         let node = &mut self.nodes[position];
         let version = node.disk.durable_version();
         if node.durable.as_ref().is_none_or(|(v, _)| *v != version) {
-            let found = node.disk.durable_files();
-            let log = recovery::recover(&found)
+            let durable = node.disk.durable_files();
+            let log = recovery::recover(&durable.found())
                 .and_then(|files| Log::new(self.options.log.clone(), files, self.now))
                 .expect("a crash leaves a recoverable log");
             node.durable = Some((version, log));
@@ -1514,15 +1533,7 @@ impl World {
                 });
             }
         }
-        let node = &self.nodes[position];
-        let name = FileId::state().to_string();
-        let found: Vec<FoundFile<'_>> = node
-            .disk
-            .durable_file(&name)
-            .map(|bytes| FoundFile { name: &name, bytes })
-            .into_iter()
-            .collect();
-        let durable = state::recover(&found).map(|r| r.state).unwrap_or_default();
+        let durable = self.nodes[position].durable_state();
         let term = envelope.message.term();
         let covered = durable.term > term
             || (durable.term == term
@@ -1532,7 +1543,7 @@ impl World {
         }
         let what = format!(
             "{} sent {} to {} with only {durable:?} durable",
-            node.id, envelope.message, envelope.to
+            self.nodes[position].id, envelope.message, envelope.to
         );
         Err(Failure {
             checker: "sent before synced",
