@@ -17,7 +17,6 @@
 //! workload sees (workload.rs), and every machine's own invariants.
 
 use std::collections::BTreeMap;
-use std::hash::Hasher;
 
 use cairn_core::config::LogConfig;
 use cairn_core::ids::{ClientId, RequestId};
@@ -37,6 +36,7 @@ use cairn_core::rng::{Rng, Stream};
 use cairn_core::time::{Duration, Instant};
 use rand::Rng as _;
 use rand_chacha::ChaCha8Rng;
+use xxhash_rust::xxh3::Xxh3;
 
 use crate::disk::{DiskFaults, SimDisk};
 use crate::network::{Network, NetworkOptions};
@@ -371,6 +371,9 @@ struct SimNode {
 impl SimNode {
     /// The node's own clock reading at world time `now`.
     fn local(&self, now: Instant) -> Instant {
+        if self.drift_ppm == 0 {
+            return now;
+        }
         let nanos = i128::from(now.as_nanos());
         let local = nanos + nanos * i128::from(self.drift_ppm) / 1_000_000;
         Instant::from_nanos(local.max(0) as u64)
@@ -378,6 +381,9 @@ impl SimNode {
 
     /// The earliest world time at which the node's clock reads `local`.
     fn world(&self, local: Instant) -> Instant {
+        if self.drift_ppm == 0 {
+            return local;
+        }
         let target = i128::from(local.as_nanos());
         let mut guess =
             (target * 1_000_000 / (1_000_000 + i128::from(self.drift_ppm))).max(0) as u64;
@@ -461,7 +467,7 @@ pub struct World {
     /// Pre-votes granted to each node for each term it asked about.
     pre_votes: BTreeMap<(NodeId, Term), std::collections::BTreeSet<NodeId>>,
     workload: Workload,
-    hasher: fnv::FnvHasher,
+    hasher: Xxh3,
     trace: Option<Vec<String>>,
     /// The trace line being written (when the trace is kept).
     line: String,
@@ -507,7 +513,7 @@ impl World {
             script: options.script.clone().unwrap_or_default().into(),
             pre_votes: BTreeMap::new(),
             workload: Workload::new(options.workload.clone(), seed, ids.len() as u64),
-            hasher: fnv::FnvHasher::default(),
+            hasher: Xxh3::new(),
             trace: trace.then(Vec::new),
             line: String::new(),
             corruptible: None,
@@ -622,17 +628,21 @@ impl World {
         self.write_line(format_args!("{now} {node} {event}"));
     }
 
+    /// Ends the line: the trace hash takes it whole (one buffer, reused,
+    /// rather than every formatted fragment), and the trace keeps it if
+    /// asked to.
     fn end_line(&mut self, rest: impl core::fmt::Display) {
         self.write_line(format_args!("{rest}"));
-        self.hasher.write_u8(b'\n');
-        if let Some(trace) = &mut self.trace {
-            trace.push(std::mem::take(&mut self.line));
+        self.hasher.update(self.line.as_bytes());
+        self.hasher.update(b"\n");
+        match &mut self.trace {
+            Some(trace) => trace.push(std::mem::take(&mut self.line)),
+            None => self.line.clear(),
         }
     }
 
     fn write_line(&mut self, text: core::fmt::Arguments<'_>) {
-        let tracing = self.trace.is_some();
-        write_line(&mut self.hasher, &mut self.line, tracing, text);
+        write_line(&mut self.line, text);
     }
 
     /// Runs the safety phase, then the liveness phase.
@@ -654,7 +664,7 @@ impl World {
         });
         let report = Report {
             seed: self.seed,
-            trace_hash: self.hasher.finish(),
+            trace_hash: self.hasher.digest(),
             events: self.events,
             end: self.now,
             result,
@@ -734,12 +744,11 @@ impl World {
                     fired.push(node.id);
                 }
             }
-            let tracing = self.trace.is_some();
             for id in fired {
                 let node = self.nodes.iter().find(|n| n.id == id).expect("fired");
                 let raft = node.node.as_ref().expect("running").raft();
                 let line = format_args!("{next} {id} timeout {}", raft.summary());
-                write_line(&mut self.hasher, &mut self.line, tracing, line);
+                write_line(&mut self.line, line);
                 self.end_line("");
             }
         } else if fault == Some(next) {
@@ -1083,9 +1092,7 @@ impl World {
                     node.handle(local, from, message);
                     let node = self.nodes.iter().find(|n| n.id == to).expect("running");
                     let raft = node.node.as_ref().expect("running").raft();
-                    let summary = format_args!(" {}", raft.summary());
-                    let tracing = self.trace.is_some();
-                    write_line(&mut self.hasher, &mut self.line, tracing, summary);
+                    write_line(&mut self.line, format_args!(" {}", raft.summary()));
                     self.end_line("");
                 }
             }
@@ -1118,7 +1125,7 @@ impl World {
                 let result = node.disk.perform(&op);
                 if let Err(error) = &result {
                     let line = format!("{} {} disk {op:?} failed: {error}", now, node.id);
-                    self.hasher.write(line.as_bytes());
+                    self.hasher.update(line.as_bytes());
                     if let Some(trace) = &mut self.trace {
                         trace.push(line);
                     }
@@ -1221,8 +1228,8 @@ impl World {
             Output::Send(envelope) => {
                 self.check_announced(position, &envelope)?;
                 self.check_pre_voted(id, &envelope.message)?;
-                let line = format!("send {} to {}", envelope.message, envelope.to);
-                self.record(id, &line);
+                let (message, to) = (&envelope.message, envelope.to);
+                self.record(id, format_args!("send {message} to {to}"));
                 self.network
                     .send(self.now, id, envelope.to, Wire::Raft(envelope.message));
             }
@@ -1794,29 +1801,8 @@ fn holds_entry(log: &Log, last: LogIndex, index: LogIndex, term: Term) -> bool {
     index < log.first_index() || (index <= last && log.term(index).is_none_or(|t| t == term))
 }
 
-/// Hashes `text`, and adds it to `line` if the trace is kept.
-fn write_line(
-    hasher: &mut fnv::FnvHasher,
-    line: &mut String,
-    tracing: bool,
-    text: core::fmt::Arguments<'_>,
-) {
+/// Adds `text` to the line being built.
+fn write_line(line: &mut String, text: core::fmt::Arguments<'_>) {
     use core::fmt::Write as _;
-    HashSink(hasher)
-        .write_fmt(text)
-        .expect("hashing never fails");
-    if tracing {
-        line.write_fmt(text).expect("a String takes any text");
-    }
-}
-
-/// Feeds formatted text straight into a hasher (FNV hashes byte by byte,
-/// so the hash is that of the whole line, however it is cut).
-struct HashSink<'a>(&'a mut fnv::FnvHasher);
-
-impl core::fmt::Write for HashSink<'_> {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        self.0.write(s.as_bytes());
-        Ok(())
-    }
+    line.write_fmt(text).expect("a String takes any text");
 }
