@@ -285,6 +285,8 @@ impl Raft {
             entries,
             round: self.read_rounds,
         };
+        let (commit, round) = (self.commit, self.read_rounds);
+        self.progress_mut(to).told(commit, round);
         self.send(self.state.current(), LogIndex(0), to, message);
     }
 
@@ -598,14 +600,16 @@ impl Raft {
         self.commit_to(commit);
     }
 
-    /// Sends heartbeats (empty appends, or what is due) to every follower.
+    /// Sends heartbeats (empty appends, or what is due) to every follower
+    /// that needs one (see `Progress::tick`).
     pub(super) fn on_heartbeat_timeout(&mut self, now: Instant) {
         if !self.is_leader() {
             return;
         }
+        let (commit, round) = (self.commit, self.read_rounds);
         for to in self.followers() {
-            self.progress_mut(to).tick();
-            self.replicate(now, to, true);
+            let due = self.progress_mut(to).tick(commit, round);
+            self.replicate(now, to, due);
         }
         // A transfer that produced no new leader in time is given up; one
         // for damage this leader cannot repair while leading is tried again.

@@ -50,6 +50,9 @@ pub struct Progress {
     inflight_bytes: u64,
     /// Whether the follower answered since the last heartbeat.
     answered: bool,
+    /// The commit index and read round the last message sent since the
+    /// last heartbeat carried, if one was sent.
+    told: Option<(LogIndex, u64)>,
 }
 
 impl Progress {
@@ -64,6 +67,7 @@ impl Progress {
             inflight: VecDeque::new(),
             inflight_bytes: 0,
             answered: false,
+            told: None,
         }
     }
 
@@ -93,6 +97,12 @@ impl Progress {
             }
             Mode::Snapshot { .. } => unreachable!("nothing is sent while a snapshot is"),
         }
+    }
+
+    /// Records that a message carrying the leader's commit index `commit`
+    /// and read round `round` went to the follower.
+    pub fn told(&mut self, commit: LogIndex, round: u64) {
+        self.told = Some((commit, round));
     }
 
     /// Records a snapshot ending at `index` on its way.
@@ -154,7 +164,15 @@ impl Progress {
     /// that heard nothing since the last heartbeat starts over from what
     /// the follower acknowledged (messages were lost). A snapshot that
     /// heard nothing is sent again, too.
-    pub fn tick(&mut self) {
+    ///
+    /// Returns whether the follower needs a heartbeat now. It does not
+    /// when, replicated to and answering, it was sent a message since the
+    /// last heartbeat carrying the leader's current commit index `commit`
+    /// and read round `round`: an append is a heartbeat (Raft §5.2), and a
+    /// second one would tell it nothing. Every other follower gets one, so
+    /// it never goes two heartbeat intervals without a message.
+    pub fn tick(&mut self, commit: LogIndex, round: u64) -> bool {
+        let told = self.told.take();
         let silent = !std::mem::replace(&mut self.answered, false);
         match self.mode {
             Mode::Probe { .. } => self.mode = Mode::Probe { sent: false },
@@ -169,6 +187,7 @@ impl Progress {
             }
             Mode::Replicate | Mode::Snapshot { .. } => {}
         }
+        !(self.mode == Mode::Replicate && told == Some((commit, round)))
     }
 
     fn clear_inflight(&mut self) {
@@ -220,7 +239,9 @@ mod tests {
                     progress.acked(LogIndex(index));
                 }
                 Refused(prev, retry) => progress.refused(LogIndex(prev), LogIndex(retry)),
-                Tick => progress.tick(),
+                Tick => {
+                    progress.tick(LogIndex(0), 0);
+                }
                 Snapshot(index) => progress.sent_snapshot(LogIndex(index)),
             }
             progress.check_invariants();
@@ -372,6 +393,64 @@ mod tests {
             assert_eq!(progress.next, LogIndex(next), "{label}: next");
             assert_eq!(progress.mode, mode, "{label}: mode");
             assert_eq!(progress.may_send(), may_send, "{label}: may send");
+        }
+    }
+
+    // Raft §5.2: an append is a heartbeat. A follower is sent an empty one
+    // at a tick unless a message since the last tick, answered in the
+    // pipeline, told it the current commit index and read round.
+    #[test]
+    fn heartbeat_due_table() {
+        let (commit, round) = (LogIndex(12), 3);
+        type Case = (&'static str, Vec<Step>, Option<(u64, u64)>, bool);
+        let cases: Vec<Case> = vec![
+            (
+                "nothing sent since the last tick",
+                vec![Acked(10)],
+                None,
+                true,
+            ),
+            (
+                "an answered append told it everything",
+                vec![Acked(10), Sent(12, 10)],
+                Some((12, 3)),
+                false,
+            ),
+            (
+                "the commit index moved since",
+                vec![Acked(10), Sent(12, 10)],
+                Some((11, 3)),
+                true,
+            ),
+            (
+                "a read round started since",
+                vec![Acked(10), Sent(12, 10)],
+                Some((12, 2)),
+                true,
+            ),
+            (
+                "a probe is re-sent every heartbeat",
+                vec![Sent(10, 0)],
+                Some((12, 3)),
+                true,
+            ),
+            (
+                "a silent follower with messages in flight is probed again",
+                vec![Acked(10), Tick, Sent(12, 10)],
+                Some((12, 3)),
+                true,
+            ),
+        ];
+        for (label, steps, told, due) in cases {
+            let mut progress = run(&steps);
+            if let Some((c, r)) = told {
+                progress.told(LogIndex(c), r);
+            }
+            assert_eq!(progress.tick(commit, round), due, "{label}");
+            assert!(
+                progress.tick(commit, round),
+                "{label}: told resets at a tick"
+            );
         }
     }
 
