@@ -137,6 +137,8 @@ struct Inode {
     /// The length at the last sync.
     synced_len: usize,
     unsynced: Vec<Change>,
+    /// Bytes of room it is given when created or rebuilt.
+    room: usize,
 }
 
 impl Inode {
@@ -239,6 +241,10 @@ pub struct SimDisk {
     stats: DiskStats,
     /// Bumped by every change to what a crash would leave.
     durable_version: u64,
+    /// Bytes a store file is given room for when it is created or rebuilt
+    /// (address space only: pages are touched as they are written), so
+    /// that appends never copy a growing file.
+    store_capacity: usize,
 }
 
 impl SimDisk {
@@ -261,6 +267,20 @@ impl SimDisk {
             read_faults: Vec::new(),
             stats: DiskStats::default(),
             durable_version: 0,
+            store_capacity: 0,
+        }
+    }
+
+    /// Gives every store file room for `bytes` up front (a segment's size):
+    /// appends then never move a file's bytes to grow it.
+    pub fn reserve_stores(&mut self, bytes: u64) {
+        self.store_capacity = usize::try_from(bytes).unwrap_or(usize::MAX);
+    }
+
+    fn capacity_for(&self, key: &Key) -> usize {
+        match key {
+            Key::Log(file) if file.kind == FileKind::Store => self.store_capacity,
+            _ => 0,
         }
     }
 
@@ -305,7 +325,13 @@ impl SimDisk {
         // name that a crash could bring back.
         let inode = self.next_inode;
         self.next_inode += 1;
-        self.inodes.insert(inode, Inode::default());
+        let room = self.capacity_for(&key);
+        let file = Inode {
+            current: Vec::with_capacity(room),
+            room,
+            ..Inode::default()
+        };
+        self.inodes.insert(inode, file);
         self.label(&key);
         self.names.insert(key, inode);
         Ok(DiskOutcome::Done)
@@ -394,7 +420,12 @@ impl SimDisk {
         self.inodes.retain(|inode, _| live.contains(inode));
         // A file without unsynced changes is already as the crash leaves it.
         for inode in self.inodes.values_mut().filter(|i| !i.unsynced.is_empty()) {
-            let mut content = inode.durable().into_owned();
+            let mut content = {
+                let durable = inode.durable();
+                let mut content = Vec::with_capacity(durable.len().max(inode.room));
+                content.extend_from_slice(&durable);
+                content
+            };
             for change in std::mem::take(&mut inode.unsynced) {
                 survive(
                     &mut self.rng,
@@ -539,6 +570,7 @@ impl SimDisk {
                 current: bytes.to_vec(),
                 synced_len: bytes.len(),
                 unsynced: Vec::new(),
+                room: 0,
             },
         );
         let key = Key::of(name);

@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 use cairn_core::config::LogConfig;
 use cairn_core::ids::{ClientId, RequestId};
 use cairn_core::ids::{LogIndex, NodeId, Term};
+use cairn_core::limits::PAGE_BYTES;
 use cairn_core::log::disk::{DiskOp, DiskRequest, FileId, FoundFile};
 use cairn_core::log::entry::ConfigAt;
 use cairn_core::log::machine::Log;
@@ -523,10 +524,11 @@ impl World {
         };
         let mut drift = Rng::new(root.child(Stream::World, CHILD_CLOCKS)).stream(Stream::World);
         for &id in &ids {
-            let disk = SimDisk::new(
+            let mut disk = SimDisk::new(
                 root.child(Stream::Disk, CHILD_DISK + id),
                 world.options.disk,
             );
+            disk.reserve_stores(world.options.log.segment_bytes + PAGE_BYTES);
             world.nodes.push(SimNode {
                 id: NodeId(id),
                 disk,
