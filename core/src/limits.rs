@@ -43,6 +43,11 @@ pub const INDEX_BYTES_MAX: u64 = SEGMENT_ENTRIES_MAX * INDEX_ENTRY_BYTES;
 /// bytes are three 4 KiB pages), so that no index page is modified again
 /// while the kernel may be writing it back (which would stall the append).
 pub const INDEX_WRITE_SLOTS: u64 = 512;
+/// The most store bytes of durable entries the active segment's index file
+/// may leave uncovered before its slots are written and synced (fewer than
+/// a whole run, then): what recovery scans after a crash is bounded by
+/// this plus the entries not yet durable, not by the segment's size.
+pub const INDEX_CHECKPOINT_BYTES: u64 = 1 << 20;
 /// The page size large writes are aligned to.
 pub const PAGE_BYTES: u64 = 4096;
 /// Entries framing to at least this many bytes start on a page boundary (a

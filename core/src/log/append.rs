@@ -14,8 +14,8 @@ use cairn_proto::FRAME_HEADER_BYTES;
 
 use crate::limits::{
     ALIGN_FRAMES_ABOVE_BYTES, APPEND_BYTES_MAX, APPEND_ENTRIES_MAX, CONFIG_BYTES_MAX,
-    ENTRY_META_BYTES_MAX, ENTRY_PAYLOAD_BYTES_MAX, ENTRY_RECORDS_MAX, INDEX_WRITE_SLOTS,
-    PAGE_BYTES, RECORD_BYTES_MAX,
+    ENTRY_META_BYTES_MAX, ENTRY_PAYLOAD_BYTES_MAX, ENTRY_RECORDS_MAX, INDEX_CHECKPOINT_BYTES,
+    INDEX_WRITE_SLOTS, PAGE_BYTES, RECORD_BYTES_MAX,
 };
 use crate::log::disk::{DiskOp, FileId};
 use crate::log::entry::{
@@ -178,10 +178,10 @@ impl Log {
         active.next_offset = meta.end_offset();
     }
 
-    /// Writes the batch's frames to the active segment, and its index
-    /// slots once a whole run of `INDEX_WRITE_SLOTS` has gathered (the
-    /// active segment's slots are resident; the file is only a hint, and
-    /// recovery scans whatever tail it does not cover).
+    /// Writes the batch's frames to the active segment. Its index slots
+    /// follow once the entries are durable (`checkpoint_index`); the active
+    /// segment's slots are resident, the file is only a hint, and recovery
+    /// scans whatever tail it does not cover.
     fn flush(&mut self, batch: Batch) {
         if batch.frames.is_empty() {
             return;
@@ -196,8 +196,46 @@ impl Log {
             bytes,
         };
         self.submit(store, Pending::Change);
-        let whole_runs = self.active().entries / INDEX_WRITE_SLOTS * INDEX_WRITE_SLOTS;
-        self.write_index_through(whole_runs);
+    }
+
+    /// Once the active segment's durable entries hold a whole run of
+    /// `INDEX_WRITE_SLOTS` slots not yet written, or span
+    /// `INDEX_CHECKPOINT_BYTES` of store past what the index file covers,
+    /// writes their slots and syncs the index. Recovery trusts a durable
+    /// index and scans only the store past it, so a crash costs a restart
+    /// at most that much reading, not the whole active segment. Only
+    /// durable entries' slots are written: a synced index never points at
+    /// store bytes a crash could take away.
+    fn checkpoint_index(&mut self) {
+        let active = self.active();
+        if self.durable < active.base {
+            return;
+        }
+        let durable = (self.durable.0 - active.base.0 + 1).min(active.entries);
+        if durable <= self.index_written {
+            return;
+        }
+        let slots = &active
+            .resident
+            .as_ref()
+            .expect("the active segment is resident")
+            .slots;
+        let position = |n: u64| {
+            slots
+                .get(n as usize)
+                .map_or(active.store_len, |slot| u64::from(slot.position))
+        };
+        let whole_runs = durable / INDEX_WRITE_SLOTS * INDEX_WRITE_SLOTS;
+        let end = if whole_runs > self.index_written {
+            whole_runs
+        } else if position(durable) - position(self.index_written) >= INDEX_CHECKPOINT_BYTES {
+            durable
+        } else {
+            return;
+        };
+        let index = FileId::index(active.base);
+        self.write_index_through(end);
+        self.submit(DiskOp::Sync { file: index }, Pending::Change);
     }
 
     /// Writes the active segment's slots from `index_written` up to `end`.
@@ -339,6 +377,7 @@ impl Log {
         if self.stopped.is_none() && !stale && through > self.durable {
             self.durable = through;
             self.outputs.push_back(Output::Durable { through });
+            self.checkpoint_index();
         }
         if group {
             self.group_sync_inflight = false;

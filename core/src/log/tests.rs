@@ -498,9 +498,10 @@ fn bad_requests_are_refused() {
     ));
 }
 
-// Goal: index slots are written in whole runs of INDEX_WRITE_SLOTS (whole
-// pages), the rest at roll-over or on flush_index; a restart without the
-// flush scans only the unindexed tail and rebuilds those slots.
+// Goal: index slots are written, once their entries are durable, in whole
+// runs of INDEX_WRITE_SLOTS (whole pages), the rest at roll-over or on
+// flush_index; a restart without the flush scans only the unindexed tail
+// and rebuilds those slots.
 #[test]
 fn index_slots_are_written_in_whole_pages() {
     use crate::limits::INDEX_WRITE_SLOTS;
@@ -528,6 +529,57 @@ fn index_slots_are_written_in_whole_pages() {
     log.flush_index();
     drive(&mut log, &mut disk);
     assert_eq!(disk.files[&index].len(), (run + 1) * 24);
+}
+
+// Goal: durable entries spanning INDEX_CHECKPOINT_BYTES of store get their
+// slots written and synced before a whole run gathers, so a crash costs
+// recovery a scan of about that much store, not the whole segment; slots of
+// entries not yet durable are never written.
+#[test]
+fn the_index_is_checkpointed_by_bytes() {
+    use crate::limits::INDEX_CHECKPOINT_BYTES;
+    let (mut log, mut disk) = fresh(LogConfig::default());
+    let index = FileId::index(LogIndex(1));
+    let records: Vec<Bytes> = (0..100)
+        .map(|i| Bytes::from(format!("{i:0>1000}")))
+        .collect();
+    let mut written = Vec::new();
+    for _ in 0..12 {
+        log.append(
+            Instant::ZERO,
+            vec![NewEntry::records(Term(1), records.clone())],
+        )
+        .unwrap();
+        let ops = ops(&mut log);
+        assert!(
+            ops.iter().all(|(_, op)| !op_name(op).contains("index")),
+            "nothing is indexed before it is durable"
+        );
+        for (io, op) in ops {
+            let result = Ok(disk.perform(&op));
+            log.handle(Instant::ZERO, Input::Disk { io, result });
+        }
+        drive(&mut log, &mut disk);
+        written.push(disk.files[&index].len() / 24);
+    }
+    // The first n entries span from the first one's start to the next
+    // one's (or the store's end): the first n reaching 1 MiB is indexed.
+    let active = log.active();
+    let start = |i: u64| {
+        active
+            .slot(LogIndex(i))
+            .map_or(active.store_len, |slot| u64::from(slot.position))
+    };
+    let crossing = (1..=12u64)
+        .find(|&n| start(n + 1) - start(1) >= INDEX_CHECKPOINT_BYTES)
+        .unwrap() as usize;
+    assert_eq!(crossing, 11, "frames of 25 pages: eleven reach 1 MiB");
+    let expected: Vec<usize> = (1..=12)
+        .map(|n| if n < crossing { 0 } else { crossing })
+        .collect();
+    assert_eq!(written, expected);
+    let recovered = disk.recover();
+    assert_eq!(recovered.segments[0].entries, 12, "the tail is scanned");
 }
 
 // Goal: a large write ends on a page boundary (a padding frame fills the
