@@ -6,9 +6,13 @@
 //! the leader's term, through `commit::advance`), §8 (a no-op at the start
 //! of each term, so that entries of earlier terms commit), thesis §10.2.1
 //! (the leader appends to its own disk in parallel with sending: its own
-//! copy counts once synced, like a follower's). Owns the leader's volatile
-//! state. It must never count a follower's copy before the follower said it
-//! is durable, and never send an entry it does not hold.
+//! copy counts once synced, like a follower's), and protocol-aware recovery
+//! (Alagappan et al., FAST 2018, §4.2: a damaged copy counts for no one; a
+//! damaged entry is discarded only once known uncommitted, else taken over
+//! by a voter holding it intact). Owns the leader's volatile state. It must
+//! never count a follower's copy before the follower said it is durable,
+//! never count its own copy of an entry it holds damaged, and never send an
+//! entry it does not hold.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -155,8 +159,22 @@ impl Leadership {
 }
 
 impl Raft {
-    /// Becomes leader (§5.2) and appends a no-op of the new term (§8).
+    /// Becomes leader (§5.2) and appends a no-op of the new term (§8),
+    /// after cutting the log at damage known uncommitted (see
+    /// `cut_uncommitted_damage`): once an entry of its term followed it,
+    /// the damaged entry would commit with it, and could never be read.
     pub(super) fn lead(&mut self, now: Instant) {
+        if self.cut_uncommitted_damage().is_err() {
+            // The damaged entry's segment index is loading (the candidate
+            // stands again at its next election timeout), or the log has
+            // stopped and said so.
+            return;
+        }
+        assert!(
+            self.first_uncommitted_damage()
+                .is_none_or(|first| !self.known_uncommitted(first)),
+            "a leader appends nothing after damage it knows uncommitted"
+        );
         self.role = Role::Leader {
             heard: BTreeSet::new(),
         };
@@ -527,15 +545,18 @@ impl Raft {
         Ok(())
     }
 
-    /// A leader that finds its own committed entry `first` damaged cannot
-    /// serve it to followers that need it, nor repair it while leading:
-    /// it hands leadership to the voter furthest along among those that
-    /// hold the entry, then is repaired from the new leader as a follower.
+    /// A leader that finds its own entry `first` damaged cannot serve it
+    /// to followers that need it, nor repair it while leading, nor (above
+    /// its commit index) count it: it hands leadership to the voter
+    /// furthest along among those that hold the entry intact, then is
+    /// repaired from the new leader as a follower. Without such a voter,
+    /// an uncommitted damaged entry stays uncounted: the followers that
+    /// need it hear nothing past it and elect a leader that replaces it.
     pub(super) fn hand_over_damaged(&mut self, now: Instant, first: LogIndex) {
         let Some(leadership) = self.leadership.as_ref() else {
             return;
         };
-        if first > self.commit || leadership.transfer.is_some() {
+        if leadership.transfer.is_some() {
             return;
         }
         let holder = leadership
@@ -573,8 +594,9 @@ impl Raft {
         }
     }
 
-    /// Commits what a majority stores, counting entries of this term only
-    /// (§5.4.2, in `commit::advance`).
+    /// Commits what a majority stores intact, counting entries of this
+    /// term only (§5.4.2, in `commit::advance`); its own copy counts up to
+    /// its first damaged entry above the commit index (`commit::own_match`).
     fn advance_commit(&mut self) {
         let leadership = self.leadership.as_ref().expect("leading");
         let mut matched: BTreeMap<NodeId, crate::ids::LogIndex> = leadership
@@ -582,7 +604,8 @@ impl Raft {
             .iter()
             .map(|(&id, p)| (id, p.matched))
             .collect();
-        matched.insert(self.id, self.log.durable_index());
+        let own = commit::own_match(self.log.durable_index(), self.first_uncommitted_damage());
+        matched.insert(self.id, own);
         let log = &self.log;
         let mut counted = std::borrow::Cow::Borrowed(&self.configuration);
         if self.config.has_bug(Bug::LearnersCount) {
@@ -598,6 +621,52 @@ impl Raft {
             })
         };
         self.commit_to(commit);
+    }
+
+    /// The first entry above the commit index that this log holds damaged.
+    pub(super) fn first_uncommitted_damage(&self) -> Option<LogIndex> {
+        let above = self.commit.next();
+        let damage = self.log.damaged().find(|d| d.end > above)?;
+        Some(damage.first.max(above))
+    }
+
+    /// Whether the entry `first`, which this log holds damaged above its
+    /// commit index, is known never to have been committed, in every
+    /// configuration that could have counted it: the one in effect when it
+    /// was appended, and the last (`commit::damage_uncommitted`, FAST 2018
+    /// §4.2).
+    fn known_uncommitted(&self, first: LogIndex) -> bool {
+        let appended_in = self
+            .log
+            .config_at(first.prev())
+            .map(|at| self.configuration_of(&at.data));
+        [appended_in, Some(self.configuration.clone())]
+            .iter()
+            .flatten()
+            .all(|config| commit::damage_uncommitted(config, self.id))
+    }
+
+    /// Cuts the log before its first damaged entry above the commit index
+    /// if that entry is known never to have been committed. Nothing after
+    /// it is committed either, so nothing committed goes. Fails, changing
+    /// nothing, while the index of the segment to cut loads.
+    ///
+    /// This is the case of a node that is its cluster's only voter: a
+    /// crash tore an unsynced write and kept a later one, and recovery
+    /// found the torn entry damaged, with intact entries after it. Never
+    /// synced, its copy was never counted, and no other voter could hold
+    /// one that was. With other voters, the entry stays in the log,
+    /// uncounted, until a voter holding it intact takes over
+    /// (`hand_over_damaged`) or a leader elected without it replaces it.
+    fn cut_uncommitted_damage(&mut self) -> Result<(), Error> {
+        let first = self.first_uncommitted_damage();
+        let Some(first) = first.filter(|&first| self.known_uncommitted(first)) else {
+            return Ok(());
+        };
+        let after = first.prev();
+        self.log.truncate_suffix(after)?;
+        self.truncated(after);
+        Ok(())
     }
 
     /// Sends heartbeats (empty appends, or what is due) to every follower

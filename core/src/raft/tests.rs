@@ -11,8 +11,10 @@ use bytes::Bytes;
 
 use crate::config::LogConfig;
 use crate::ids::{LogIndex, NodeId, Offset, Term};
+use crate::log::disk::DiskOp;
 use crate::log::entry::NewEntry;
 use crate::log::machine::{Log, ReadFrom};
+use crate::log::scan::Damage;
 use crate::raft::machine::{Output, Raft, RaftConfig, Role};
 use crate::raft::message::Envelope;
 use crate::raft::quorum::{Configuration, Voters};
@@ -34,6 +36,11 @@ struct Cluster {
     leaders: Vec<(Term, NodeId)>,
     /// (node, read id, confirmed) for every linearizable read answered.
     reads: Vec<(NodeId, u64, bool)>,
+    /// Nodes whose syncs never complete: what they would cover is not
+    /// durable, and a crash may tear it (see `tear`).
+    syncs_held: BTreeSet<NodeId>,
+    /// Every output but disk operations and messages, by node, in order.
+    effects: Vec<(NodeId, Output)>,
 }
 
 impl Cluster {
@@ -58,6 +65,8 @@ impl Cluster {
             isolated: BTreeSet::new(),
             leaders: Vec::new(),
             reads: Vec::new(),
+            syncs_held: BTreeSet::new(),
+            effects: Vec::new(),
         };
         for id in ids {
             cluster.start(NodeId(id));
@@ -102,7 +111,13 @@ impl Cluster {
         for id in ids {
             while let Some(output) = self.nodes.get_mut(&id).expect("a node").poll_output() {
                 busy = true;
+                if !matches!(output, Output::Disk(_) | Output::Send(_)) {
+                    self.effects.push((id, output.clone()));
+                }
                 match output {
+                    Output::Disk(request)
+                        if matches!(request.op, DiskOp::Sync { .. })
+                            && self.syncs_held.contains(&id) => {}
                     Output::Disk(request) => {
                         let outcome = self
                             .disks
@@ -215,6 +230,27 @@ impl Cluster {
             .map(|(id, _)| *id)
             .collect();
         (leaders.len() == 1).then(|| leaders[0])
+    }
+
+    /// The effects of `node` recorded so far.
+    fn effects_of(&self, node: NodeId) -> Vec<Output> {
+        let of_node = self.effects.iter().filter(|(id, _)| *id == node);
+        of_node.map(|(_, output)| output.clone()).collect()
+    }
+
+    /// A crash of `node` that loses the write of entry `index` (its
+    /// sectors never reached the disk: zeros) and keeps the writes after
+    /// it, then a restart from what the disk holds.
+    fn tear_and_restart(&mut self, node: NodeId, index: LogIndex) {
+        let (file, start, end) = self.nodes[&node]
+            .log()
+            .frame_range(index)
+            .expect("the entry's frame is known");
+        let disk = self.disks.get_mut(&node).expect("a disk");
+        let store = disk.files.get_mut(&file).expect("its store");
+        store[start as usize..end as usize].fill(0);
+        self.syncs_held.remove(&node);
+        self.start(node);
     }
 
     fn followers_agree(&self, leader: NodeId) -> bool {
@@ -731,6 +767,174 @@ fn rotted_entries_are_repaired_from_an_intact_copy() {
         cluster.propose(new, 1);
         cluster.run_until(100_000, |c| c.converged(new));
     }
+}
+
+// Protocol-aware recovery (FAST 2018, §4.1 and §4.2) for a single voter:
+// a crash lost the unsynced write of an entry and kept a later one, so
+// recovery finds the entry damaged with an intact entry after it. Never
+// synced, it was never counted, and with no other voter never committed:
+// the node cuts its log there before its new term's no-op, which commits
+// in its place. Kept, the entry would have committed with the no-op, and
+// no consumer could ever have read past it (seed 40002748).
+#[test]
+fn a_single_voter_cuts_a_torn_entry_before_it_leads_again() {
+    let mut cluster = Cluster::new(1, 5);
+    let node = elect(&mut cluster);
+    // A no-op, then three batches of two records: i1 to i4, o0 to o5.
+    cluster.replicate(node, 3, 2);
+    cluster.syncs_held.insert(node);
+    cluster.propose(node, 2); // i5, o6 and o7
+    cluster.propose(node, 1); // i6, o8
+    cluster.drain();
+    assert_eq!(
+        cluster.nodes[&node].commit(),
+        LogIndex(4),
+        "i5, i6 unsynced"
+    );
+    let term = cluster.nodes[&node].term();
+    cluster.effects.clear();
+    cluster.tear_and_restart(node, LogIndex(5));
+    cluster.run_until(1_000, |c| c.nodes[&node].commit() == LogIndex(5));
+    let torn = Damage {
+        first: LogIndex(5),
+        end: LogIndex(6),
+        first_offset: Offset(6),
+        end_offset: Offset(8),
+    };
+    assert_eq!(
+        cluster.effects_of(node),
+        [
+            Output::Damaged(torn),
+            Output::Truncated { after: LogIndex(4) },
+            Output::BecameLeader { term: term.next() },
+            Output::Committed {
+                index: LogIndex(5),
+                offset: Offset(6),
+            },
+        ]
+    );
+    let raft = &cluster.nodes[&node];
+    assert_eq!(raft.log().damaged().count(), 0, "nothing damaged is left");
+    assert_eq!(raft.log().next_index(), LogIndex(6), "the no-op took i5");
+    cluster.replicate(node, 1, 3);
+    assert_eq!(cluster.nodes[&node].commit_offset(), Offset(9));
+}
+
+// The same crash on a leader of three voters: the torn entry may be held,
+// counted, by another voter, so it is not cut; but the leader never counts
+// its own damaged copy (FAST 2018, §4.2), so it commits nothing over the
+// damage (counting itself, it would have committed the entry with one
+// intact copy, on one follower). It hands leadership to the follower that
+// holds the entry intact, and is repaired as a follower.
+#[test]
+fn a_leader_never_counts_its_own_torn_entry() {
+    let mut cluster = Cluster::new(3, 6);
+    let leader = elect(&mut cluster);
+    cluster.replicate(leader, 2, 1); // a no-op, then i2 and i3
+    let holder = cluster.follower_of(leader);
+    let other = *cluster
+        .nodes
+        .keys()
+        .find(|&&id| id != leader && id != holder)
+        .expect("a third node");
+    // `holder` stores i4 and i5; only `leader` stores i6 (none synced).
+    cluster.isolated.insert(other);
+    cluster.syncs_held.insert(leader);
+    cluster.propose(leader, 1);
+    cluster.propose(leader, 1);
+    cluster.run_until(10_000, |c| {
+        c.nodes[&holder].log().next_index() == LogIndex(6)
+    });
+    cluster.isolated.insert(holder);
+    cluster.propose(leader, 1);
+    cluster.run_until(1_000, |c| c.wire.is_empty()); // lost on the way
+    assert_eq!(cluster.nodes[&leader].commit(), LogIndex(3));
+    let term = cluster.nodes[&leader].term();
+    cluster.effects.clear();
+    cluster.tear_and_restart(leader, LogIndex(4));
+    // Its log is the longest: with `other` cut off, only it can win.
+    cluster.isolated.remove(&holder);
+    cluster.run_until(100_000, |c| c.leader() == Some(holder));
+    let torn = Damage {
+        first: LogIndex(4),
+        end: LogIndex(5),
+        first_offset: Offset(2),
+        end_offset: Offset(3),
+    };
+    assert_eq!(
+        cluster.effects_of(leader),
+        [
+            Output::Damaged(torn),
+            Output::BecameLeader { term: term.next() },
+            Output::SteppedDown {
+                term: term.next().next()
+            },
+        ],
+        "it led, committed nothing, and handed over"
+    );
+    cluster.isolated.clear();
+    cluster.replicate(holder, 1, 1);
+    let node = &cluster.nodes[&leader];
+    assert_eq!(node.log().damaged().count(), 0, "repaired as a follower");
+    assert_eq!(node.commit_offset(), Offset(6));
+}
+
+// The same crash on a leader of three voters whose followers lack the torn
+// entry: it cannot send it, nor count it, so it commits nothing; the
+// followers hear nothing past it, elect one of themselves, and the new
+// leader's entries replace the torn one and those after it.
+#[test]
+fn followers_replace_a_leader_that_cannot_send_its_torn_entry() {
+    let mut cluster = Cluster::new(3, 7);
+    let leader = elect(&mut cluster);
+    cluster.replicate(leader, 2, 1); // a no-op, then i2 and i3
+    let first = cluster.follower_of(leader);
+    let other = *cluster
+        .nodes
+        .keys()
+        .find(|&&id| id != leader && id != first)
+        .expect("a third node");
+    // Only `leader` stores i4 and i5 (neither synced).
+    cluster.isolated.extend([first, other]);
+    cluster.syncs_held.insert(leader);
+    cluster.propose(leader, 1);
+    cluster.propose(leader, 1);
+    cluster.run_until(1_000, |c| c.wire.is_empty()); // lost on the way
+    let term = cluster.nodes[&leader].term();
+    cluster.effects.clear();
+    cluster.tear_and_restart(leader, LogIndex(4));
+    // Its log is the longest: with `other` cut off, only it can win.
+    cluster.isolated.remove(&first);
+    cluster.run_until(100_000, |c| c.leader() == Some(leader));
+    cluster.isolated.clear();
+    cluster.run_until(100_000, |c| c.leader().is_some_and(|l| l != leader));
+    let new = cluster.leader().expect("a new leader");
+    cluster.replicate(new, 1, 1);
+    let effects = cluster.effects_of(leader);
+    let torn = Damage {
+        first: LogIndex(4),
+        end: LogIndex(5),
+        first_offset: Offset(2),
+        end_offset: Offset(3),
+    };
+    assert_eq!(
+        effects[..3],
+        [
+            Output::Damaged(torn),
+            Output::BecameLeader { term: term.next() },
+            Output::SteppedDown {
+                term: term.next().next()
+            },
+        ],
+        "it led, committed nothing, and was deposed"
+    );
+    assert!(
+        effects.contains(&Output::Truncated { after: LogIndex(3) }),
+        "the torn entry was replaced: {effects:?}"
+    );
+    let node = &cluster.nodes[&leader];
+    assert_eq!(node.log().damaged().count(), 0);
+    assert_eq!(node.commit_offset(), Offset(3));
 }
 
 // A configuration entry is bounded (`CONFIG_BYTES_MAX`, carried by every
