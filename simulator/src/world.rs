@@ -329,7 +329,8 @@ pub struct Failure {
 pub struct Report {
     /// The seed.
     pub seed: u64,
-    /// Hash of every trace line, in order: equal runs have equal hashes.
+    /// Hash of every trace line, in order (the frequent lines by their
+    /// fields, the rest by their text): equal runs have equal hashes.
     pub trace_hash: u64,
     /// Events processed.
     pub events: u64,
@@ -647,6 +648,22 @@ impl World {
         write_line(&mut self.line, text);
     }
 
+    /// A frequent trace line: the hash takes its fields, `words`, as
+    /// little-endian bytes (formatting every line was a tenth of a run's
+    /// time); its text is written only when the trace is kept.
+    fn record_fields(&mut self, words: &[&[u64]], text: impl FnOnce(&mut String)) {
+        for part in words {
+            for word in *part {
+                self.hasher.update(&word.to_le_bytes());
+            }
+        }
+        if let Some(trace) = &mut self.trace {
+            let mut line = String::new();
+            text(&mut line);
+            trace.push(line);
+        }
+    }
+
     /// Runs the safety phase, then the liveness phase.
     pub fn run(mut self) -> (Report, Vec<String>) {
         // A broken invariant (a panic inside a machine or a checker) is the
@@ -749,9 +766,13 @@ impl World {
             for id in fired {
                 let node = self.nodes.iter().find(|n| n.id == id).expect("fired");
                 let raft = node.node.as_ref().expect("running").raft();
-                let line = format_args!("{next} {id} timeout {}", raft.summary());
-                write_line(&mut self.line, line);
-                self.end_line("");
+                let summary = summary_words(raft);
+                let text = self.trace.is_some().then(|| raft.summary().to_string());
+                let head = [LINE_TIMEOUT, next.as_nanos(), id.0];
+                self.record_fields(&[&head, &summary], |line| {
+                    let summary = text.expect("formatted when kept");
+                    write_line(line, format_args!("{next} {id} timeout {summary}"));
+                });
             }
         } else if fault == Some(next) {
             self.inject_fault();
@@ -1075,7 +1096,7 @@ impl World {
         }
         let from_client = matches!(wire, Wire::Reply { .. });
         let running = from_client || self.nodes.iter().any(|n| n.id == to && n.node.is_some());
-        if running {
+        if running && !matches!(wire, Wire::Raft(_)) {
             self.begin_line(to, format_args!("recv {wire} from {from}"));
         }
         match wire {
@@ -1090,12 +1111,20 @@ impl World {
                         self.pre_votes.entry((to, term)).or_default().insert(from);
                     }
                 }
+                let tracing = self.trace.is_some();
                 if let Some((node, local)) = self.node_mut(to, now) {
+                    let words = message_words(&message);
+                    let text = tracing.then(|| format!("recv {message} from {from}"));
                     node.handle(local, from, message);
                     let node = self.nodes.iter().find(|n| n.id == to).expect("running");
                     let raft = node.node.as_ref().expect("running").raft();
-                    write_line(&mut self.line, format_args!(" {}", raft.summary()));
-                    self.end_line("");
+                    let summary = summary_words(raft);
+                    let text = text.map(|text| format!("{text} {}", raft.summary()));
+                    let head = [LINE_RECV, now.as_nanos(), to.0, from.0];
+                    self.record_fields(&[&head, &words, &summary], |line| {
+                        let text = text.expect("formatted when kept");
+                        write_line(line, format_args!("{now} {to} {text}"));
+                    });
                 }
             }
             Wire::Request {
@@ -1230,8 +1259,11 @@ impl World {
             Output::Send(envelope) => {
                 self.check_announced(position, &envelope)?;
                 self.check_pre_voted(id, &envelope.message)?;
-                let (message, to) = (&envelope.message, envelope.to);
-                self.record(id, format_args!("send {message} to {to}"));
+                let (message, to, now) = (&envelope.message, envelope.to, self.now);
+                let head = [LINE_SEND, now.as_nanos(), id.0, to.0];
+                self.record_fields(&[&head, &message_words(message)], |line| {
+                    write_line(line, format_args!("{now} {id} send {message} to {to}"));
+                });
                 self.network
                     .send(self.now, id, envelope.to, Wire::Raft(envelope.message));
             }
@@ -1807,4 +1839,97 @@ fn holds_entry(log: &Log, last: LogIndex, index: LogIndex, term: Term) -> bool {
 fn write_line(line: &mut String, text: core::fmt::Arguments<'_>) {
     use core::fmt::Write as _;
     line.write_fmt(text).expect("a String takes any text");
+}
+
+/// Trace lines hashed from their fields: a message sent, a message taken
+/// in, a timer fired (nearly every line of a run).
+const LINE_SEND: u64 = 1;
+const LINE_RECV: u64 = 2;
+const LINE_TIMEOUT: u64 = 3;
+
+/// What a Raft message's trace line shows (`Message`'s Display), as the
+/// trace hash takes it: numbers, not text.
+fn message_words(message: &Message) -> [u64; 7] {
+    let flag = u64::from;
+    match *message {
+        Message::VoteRequest {
+            term,
+            last_term,
+            last_index,
+            pre_vote,
+            transfer,
+        } => [
+            1,
+            term.0,
+            last_term.0,
+            last_index.0,
+            flag(pre_vote),
+            flag(transfer),
+            0,
+        ],
+        Message::VoteReply {
+            term,
+            granted,
+            pre_vote,
+        } => [2, term.0, flag(granted), flag(pre_vote), 0, 0, 0],
+        Message::Append {
+            term,
+            prev_index,
+            prev_term,
+            commit,
+            ref entries,
+            round,
+        } => [
+            3,
+            term.0,
+            prev_index.0,
+            prev_term.0,
+            commit.0,
+            entries.len() as u64,
+            round,
+        ],
+        Message::AppendReply {
+            term,
+            round,
+            result: AppendResult::Stored { through },
+        } => [4, term.0, round, through.0, 0, 0, 0],
+        Message::AppendReply {
+            term,
+            round,
+            result: AppendResult::Refused { prev, hint },
+        } => {
+            let conflict = hint.conflict_term.map_or(u64::MAX, |t| t.0);
+            [5, term.0, round, prev.0, conflict, hint.conflict_index.0, 0]
+        }
+        Message::TimeoutNow { term } => [6, term.0, 0, 0, 0, 0, 0],
+        Message::Snapshot {
+            term,
+            last_index,
+            last_term,
+            next_offset,
+            config_index,
+            ..
+        } => [
+            7,
+            term.0,
+            last_index.0,
+            last_term.0,
+            next_offset.0,
+            config_index.0,
+            0,
+        ],
+    }
+}
+
+/// What a Raft's summary shows (`Raft::summary`), as the trace hash takes
+/// it.
+fn summary_words(raft: &Raft) -> [u64; 5] {
+    let (role, who) = match raft.role() {
+        Role::Follower { leader } => (1, leader.map_or(0, |l| l.0 + 1)),
+        Role::PreCandidate { granted } => (2, granted.len() as u64),
+        Role::Candidate { granted } => (3, granted.len() as u64),
+        Role::Leader { .. } => (4, 0),
+    };
+    let last = raft.log().next_index().prev();
+    [raft.term().0, role, who, last.0, raft.commit().0]
 }
