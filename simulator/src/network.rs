@@ -141,19 +141,29 @@ impl<M: Clone> Network<M> {
             self.stats.lost += 1;
             return;
         }
-        let copies = if self.rng.random_bool(self.options.duplicate_ratio) {
+        let duplicated = self.rng.random_bool(self.options.duplicate_ratio);
+        let at = now + self.delay(link);
+        if duplicated {
             self.stats.duplicated += 1;
-            2
-        } else {
-            1
-        };
-        for _ in 0..copies {
-            let at = now + self.delay(link);
             self.schedule(Packet {
                 at,
                 from,
                 to,
                 message: message.clone(),
+            });
+            let at = now + self.delay(link);
+            self.schedule(Packet {
+                at,
+                from,
+                to,
+                message,
+            });
+        } else {
+            self.schedule(Packet {
+                at,
+                from,
+                to,
+                message,
             });
         }
     }

@@ -1360,6 +1360,23 @@ impl World {
                 None => true, // A sealed segment, synced when it was sealed.
             };
             let (mut low, mut high) = (log.first_index().prev(), log.next_index().prev());
+            // Durable entries are a prefix, and the entries not yet durable
+            // are few and recent: gallop down from the end to bracket the
+            // boundary, then search within the bracket.
+            let mut step = 1;
+            while low < high {
+                let probe = LogIndex(high.0.saturating_sub(step).max(low.0));
+                if durable(high) {
+                    low = high;
+                } else if probe == low || durable(probe) {
+                    low = probe;
+                    high = high.prev();
+                    break;
+                } else {
+                    high = probe.prev();
+                    step *= 2;
+                }
+            }
             while low < high {
                 let middle = LogIndex(low.0 + (high.0 - low.0).div_ceil(2));
                 if durable(middle) {
