@@ -358,6 +358,10 @@ struct SimNode {
     durable_state: Option<(u64, state::HardState)>,
     /// Whether its machine took an input since the last check.
     touched: bool,
+    /// When its machine wants its timers, in world time, as of the last
+    /// check; asked afresh while `touched` (a machine's deadline changes
+    /// only with its inputs).
+    due: Option<Instant>,
     /// Whether it loses power at its next write (a script's step).
     crash_at_write: bool,
     /// Its clock's drift, in parts per million (its hardware clock: it
@@ -443,8 +447,19 @@ impl SimNode {
     /// before `now` (a timer that came due while the node was paused fires
     /// when it resumes).
     fn timer(&self, now: Instant) -> Option<Instant> {
-        let at = self.world(self.node.as_ref()?.poll_timeout()?).max(now);
+        let machine = self.node.as_ref()?;
+        let due = if self.touched {
+            self.deadline(machine)
+        } else {
+            self.due
+        };
+        let at = due?.max(now);
         Some(self.paused_until.map_or(at, |until| at.max(until)))
+    }
+
+    /// When `machine` wants its timers, in world time.
+    fn deadline(&self, machine: &Node) -> Option<Instant> {
+        Some(self.world(machine.poll_timeout()?))
     }
 }
 
@@ -539,6 +554,7 @@ impl World {
                 durable: None,
                 durable_state: None,
                 touched: false,
+                due: None,
                 crash_at_write: false,
                 drift_ppm: match world.options.clock_drift_ppm {
                     0 => 0,
@@ -1614,8 +1630,10 @@ impl World {
     fn check(&mut self) -> Result<(), Failure> {
         for node in self.nodes.iter_mut().filter(|n| n.touched) {
             node.touched = false;
+            node.due = None;
             if let Some(machine) = &node.node {
                 machine.check_invariants();
+                node.due = node.deadline(machine);
             }
         }
         Ok(())
