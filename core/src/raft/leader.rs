@@ -679,6 +679,7 @@ impl Raft {
         for to in self.followers() {
             let due = self.progress_mut(to).tick(commit, round);
             self.replicate(now, to, due);
+            self.progress_mut(to).heartbeat_sent();
         }
         // A transfer that produced no new leader in time is given up; one
         // for damage this leader cannot repair while leading is tried again.

@@ -105,6 +105,12 @@ impl Progress {
         self.told = Some((commit, round));
     }
 
+    /// Forgets what went out at a heartbeat: a heartbeat never stands in
+    /// for the next one, only a message sent between two does.
+    pub fn heartbeat_sent(&mut self) {
+        self.told = None;
+    }
+
     /// Records a snapshot ending at `index` on its way.
     pub fn sent_snapshot(&mut self, index: LogIndex) {
         self.mode = Mode::Snapshot { index };
@@ -170,7 +176,8 @@ impl Progress {
     /// last heartbeat carrying the leader's current commit index `commit`
     /// and read round `round`: an append is a heartbeat (Raft §5.2), and a
     /// second one would tell it nothing. Every other follower gets one, so
-    /// it never goes two heartbeat intervals without a message.
+    /// it never goes two heartbeat intervals without a message (and an
+    /// idle follower hears one every interval: see `heartbeat_sent`).
     pub fn tick(&mut self, commit: LogIndex, round: u64) -> bool {
         let told = self.told.take();
         let silent = !std::mem::replace(&mut self.answered, false);
@@ -450,6 +457,12 @@ mod tests {
             assert!(
                 progress.tick(commit, round),
                 "{label}: told resets at a tick"
+            );
+            progress.told(commit, round);
+            progress.heartbeat_sent();
+            assert!(
+                progress.tick(commit, round),
+                "{label}: a heartbeat never stands in for the next"
             );
         }
     }

@@ -19,7 +19,7 @@ use crate::raft::machine::{Output, Raft, RaftConfig, Role};
 use crate::raft::message::Envelope;
 use crate::raft::quorum::{Configuration, Voters};
 use crate::testing::{fire_earliest, MapDisk};
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 
 struct Cluster {
     nodes: BTreeMap<NodeId, Raft>,
@@ -41,6 +41,8 @@ struct Cluster {
     syncs_held: BTreeSet<NodeId>,
     /// Every output but disk operations and messages, by node, in order.
     effects: Vec<(NodeId, Output)>,
+    /// Every message sent: when, by whom, and the message.
+    sent: Vec<(Instant, NodeId, Envelope)>,
 }
 
 impl Cluster {
@@ -67,6 +69,7 @@ impl Cluster {
             reads: Vec::new(),
             syncs_held: BTreeSet::new(),
             effects: Vec::new(),
+            sent: Vec::new(),
         };
         for id in ids {
             cluster.start(NodeId(id));
@@ -130,7 +133,10 @@ impl Cluster {
                             Ok(outcome),
                         );
                     }
-                    Output::Send(envelope) => self.wire.push_back((id, envelope)),
+                    Output::Send(envelope) => {
+                        self.sent.push((self.now, id, envelope.clone()));
+                        self.wire.push_back((id, envelope));
+                    }
                     Output::BecameLeader { term } => self.leaders.push((term, id)),
                     Output::Stopped(error) => panic!("no disk faults here: {error}"),
                     Output::SteppedDown { .. }
@@ -370,6 +376,37 @@ impl Cluster {
 fn elect(cluster: &mut Cluster) -> NodeId {
     cluster.run_until(20_000, |c| c.leader().is_some_and(|l| c.followers_agree(l)));
     cluster.leader().expect("a leader")
+}
+
+// Raft §5.2: an idle leader sends every follower a heartbeat at every
+// interval: its own heartbeat never stands in for the next one (when an
+// append does is `Progress::tick`'s table).
+#[test]
+fn an_idle_leader_heartbeats_every_interval() {
+    use crate::raft::message::Message;
+    let interval = RaftConfig::default().heartbeat_interval;
+    let mut cluster = Cluster::new(3, 4);
+    let leader = elect(&mut cluster);
+    cluster.run_until(10_000, |c| c.converged(leader));
+    let appends_in = |cluster: &Cluster, from: Instant, until: Instant| {
+        let mut by_follower: BTreeMap<NodeId, usize> = BTreeMap::new();
+        for (at, by, envelope) in &cluster.sent {
+            if *by == leader && *at >= from && *at < until {
+                if let Message::Append { .. } = envelope.message {
+                    *by_follower.entry(envelope.to).or_default() += 1;
+                }
+            }
+        }
+        by_follower.into_values().collect::<Vec<_>>()
+    };
+    let from = cluster.now;
+    let until = from + Duration::from_nanos(interval.as_nanos() * 10);
+    cluster.run_until(100_000, |c| c.now >= until);
+    assert_eq!(
+        appends_in(&cluster, from, until),
+        [10, 10],
+        "idle: one per interval"
+    );
 }
 
 // Raft §5.3: entries proposed at the leader reach every follower's log at
