@@ -1,8 +1,9 @@
 //! cairn-sim: the deterministic world that drives Cairn's core.
 //!
-//! Owns everything simulated: disks today; network, nodes and faults next.
-//! It must never read a clock or draw unseeded randomness: one seed replays
-//! a whole run bit for bit.
+//! Owns everything simulated: disks, the network, nodes driven through
+//! their faults, the clients and their ledger, and the checkers. It must
+//! never read a clock or draw unseeded randomness: one seed replays a whole
+//! run bit for bit.
 #![forbid(unsafe_code)]
 
 pub mod disk;
