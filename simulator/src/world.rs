@@ -28,7 +28,7 @@ use cairn_core::log::machine::Log;
 use cairn_core::log::recovery;
 use cairn_core::node::machine::{Node, Output as NodeOutput, Reply, Request};
 use cairn_core::raft::election::LastEntry;
-use cairn_core::raft::machine::{Output, Raft, RaftConfig, Role};
+use cairn_core::raft::machine::{Output, Raft, RaftConfig, Role, RoleSummary};
 use cairn_core::raft::membership::Change;
 use cairn_core::raft::message::{AppendResult, Envelope, Message};
 use cairn_core::raft::quorum::{Configuration, Voters};
@@ -1956,15 +1956,15 @@ fn message_words(message: &Message) -> [u64; 7] {
     }
 }
 
-/// What a Raft's summary shows (`Raft::summary`), as the trace hash takes
-/// it.
+/// A Raft's summary (`Raft::summary`, the same values its text shows), as
+/// the trace hash takes it.
 fn summary_words(raft: &Raft) -> [u64; 5] {
-    let (role, who) = match raft.role() {
-        Role::Follower { leader } => (1, leader.map_or(0, |l| l.0 + 1)),
-        Role::PreCandidate { granted } => (2, granted.len() as u64),
-        Role::Candidate { granted } => (3, granted.len() as u64),
-        Role::Leader { .. } => (4, 0),
+    let summary = raft.summary();
+    let (role, who) = match summary.role {
+        RoleSummary::Follower(leader) => (1, leader.map_or(0, |l| l.0 + 1)),
+        RoleSummary::PreCandidate(granted) => (2, granted as u64),
+        RoleSummary::Candidate(granted) => (3, granted as u64),
+        RoleSummary::Leader => (4, 0),
     };
-    let last = raft.log().next_index().prev();
-    [raft.term().0, role, who, last.0, raft.commit().0]
+    [summary.term.0, role, who, summary.last.0, summary.commit.0]
 }

@@ -324,7 +324,7 @@ impl Node {
     }
 
     /// A short description for traces.
-    pub fn summary(&self) -> crate::raft::machine::Summary<'_> {
+    pub fn summary(&self) -> crate::raft::machine::Summary {
         self.raft.summary()
     }
 

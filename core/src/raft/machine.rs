@@ -123,28 +123,44 @@ pub enum Role {
     },
 }
 
-/// A Raft's role, term and log in one short line (see [`Raft::summary`]).
-pub struct Summary<'a>(&'a Raft);
+/// A Raft's role, term and log, as traces show them (see [`Raft::summary`]):
+/// its text is one short line, and a driver may take its fields instead.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Summary {
+    /// The current term.
+    pub term: Term,
+    /// The role, with what the line shows of it.
+    pub role: RoleSummary,
+    /// The index of the last entry.
+    pub last: LogIndex,
+    /// The commit index.
+    pub commit: LogIndex,
+}
 
-impl core::fmt::Display for Summary<'_> {
+/// What a summary shows of a role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RoleSummary {
+    /// A follower, and the leader it knows, if any.
+    Follower(Option<NodeId>),
+    /// A pre-candidate, and how many granted it a pre-vote.
+    PreCandidate(usize),
+    /// A candidate, and how many granted it a vote.
+    Candidate(usize),
+    /// The leader.
+    Leader,
+}
+
+impl core::fmt::Display for Summary {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let raft = self.0;
-        write!(f, "[{} ", raft.term())?;
-        match &raft.role {
-            Role::Follower {
-                leader: Some(leader),
-            } => write!(f, "follower of {leader}")?,
-            Role::Follower { leader: None } => f.write_str("follower")?,
-            Role::PreCandidate { granted } => write!(f, "pre-candidate {}", granted.len())?,
-            Role::Candidate { granted } => write!(f, "candidate {}", granted.len())?,
-            Role::Leader { .. } => f.write_str("leader")?,
+        write!(f, "[{} ", self.term)?;
+        match self.role {
+            RoleSummary::Follower(Some(leader)) => write!(f, "follower of {leader}")?,
+            RoleSummary::Follower(None) => f.write_str("follower")?,
+            RoleSummary::PreCandidate(granted) => write!(f, "pre-candidate {granted}")?,
+            RoleSummary::Candidate(granted) => write!(f, "candidate {granted}")?,
+            RoleSummary::Leader => f.write_str("leader")?,
         }
-        write!(
-            f,
-            " last {} commit {}]",
-            raft.last_entry().index,
-            raft.commit
-        )
+        write!(f, " last {} commit {}]", self.last, self.commit)
     }
 }
 
@@ -407,8 +423,19 @@ impl Raft {
 
     /// A short description of the role, term and log, for traces:
     /// `[t3 follower of n2 last i7 commit i6]`.
-    pub fn summary(&self) -> Summary<'_> {
-        Summary(self)
+    pub fn summary(&self) -> Summary {
+        let role = match &self.role {
+            Role::Follower { leader } => RoleSummary::Follower(*leader),
+            Role::PreCandidate { granted } => RoleSummary::PreCandidate(granted.len()),
+            Role::Candidate { granted } => RoleSummary::Candidate(granted.len()),
+            Role::Leader { .. } => RoleSummary::Leader,
+        };
+        Summary {
+            term: self.term(),
+            role,
+            last: self.last_entry().index,
+            commit: self.commit,
+        }
     }
 
     /// Whether this node leads.
