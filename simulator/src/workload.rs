@@ -11,7 +11,7 @@
 //! must never look inside a node, and never draw from anything but its own
 //! seeded stream.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use cairn_core::ids::{ClientId, LogIndex, NodeId, Offset, RequestId, Term};
@@ -110,12 +110,13 @@ pub struct Workload {
     /// last record acknowledged before it began (its `next` is that offset).
     reader: Consumer,
     next_request: u64,
-    /// Every record ever sent in a produce.
-    produced: BTreeSet<Bytes>,
+    /// Every record ever sent in a produce, with its number (the count of
+    /// records produced before it), by which the sets below know it.
+    produced: BTreeMap<Bytes, usize>,
     /// Every acknowledged record, by offset.
     acked: BTreeMap<Offset, Bytes>,
-    /// Records the following consumer has seen.
-    consumed: BTreeSet<Bytes>,
+    /// Records the following consumer has seen, by number.
+    consumed: Vec<bool>,
     /// Records a node's read-back passed every check with, by offset:
     /// another node serving the very same records at the same offsets
     /// passes the per-record checks too.
@@ -173,9 +174,9 @@ impl Workload {
             nodes,
             producers,
             next_request: 1,
-            produced: BTreeSet::new(),
+            produced: BTreeMap::new(),
             acked: BTreeMap::new(),
-            consumed: BTreeSet::new(),
+            consumed: Vec::new(),
             read_back: BTreeMap::new(),
             committed: BTreeMap::new(),
             checked: BTreeMap::new(),
@@ -374,7 +375,10 @@ impl Workload {
                     Bytes::from(name)
                 })
                 .collect();
-            self.produced.extend(records.iter().cloned());
+            for record in &records {
+                let number = self.produced.len();
+                self.produced.entry(record.clone()).or_insert(number);
+            }
             self.producers[position].batch = Some(records);
         }
         let id = self.request_id();
@@ -556,13 +560,16 @@ impl Workload {
             );
         }
         self.consumer.next = offset.next();
-        if !self.produced.contains(record) {
+        let Some(&number) = self.produced.get(record) else {
             return fail(
                 "no phantom records",
                 format!("{from} served {record:?} at {offset}"),
             );
+        };
+        if self.consumed.len() <= number {
+            self.consumed.resize(self.produced.len(), false);
         }
-        if !self.consumed.insert(record.clone()) {
+        if std::mem::replace(&mut self.consumed[number], true) {
             return fail(
                 "no duplicates",
                 format!("{from} served {record:?} a second time, at {offset}"),
@@ -670,15 +677,15 @@ impl Workload {
         let known = records
             .iter()
             .all(|(offset, record)| self.read_back.get(offset) == Some(record));
-        let mut seen = BTreeSet::new();
+        let mut seen = vec![false; self.produced.len()];
         for (offset, record) in records.iter().filter(|_| !known) {
-            if !self.produced.contains(record) {
+            let Some(&number) = self.produced.get(record) else {
                 return fail(
                     "no phantom records",
                     format!("{node} served {record:?} at {offset}"),
                 );
-            }
-            if !seen.insert(record.clone()) {
+            };
+            if std::mem::replace(&mut seen[number], true) {
                 return fail("no duplicates", format!("{node} served {record:?} twice"));
             }
             if let Some(acked) = self.acked.get(offset) {
