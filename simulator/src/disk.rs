@@ -127,13 +127,67 @@ impl Change {
     }
 }
 
+/// A file's current bytes: open to writes, or frozen so that reads share
+/// them rather than copy them (a run's last check reads every log whole).
+/// A write to a frozen file opens it again, without a copy unless bytes a
+/// read returned are still held.
+#[derive(Clone, Debug)]
+enum Content {
+    Open(Vec<u8>),
+    Frozen(Bytes),
+}
+
+impl Default for Content {
+    fn default() -> Content {
+        Content::Open(Vec::new())
+    }
+}
+
+impl std::ops::Deref for Content {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Content::Open(bytes) => bytes,
+            Content::Frozen(bytes) => bytes,
+        }
+    }
+}
+
+impl Content {
+    /// The bytes, to change.
+    fn open(&mut self) -> &mut Vec<u8> {
+        if let Content::Frozen(bytes) = self {
+            *self = Content::Open(Vec::from(std::mem::take(bytes)));
+        }
+        match self {
+            Content::Open(bytes) => bytes,
+            Content::Frozen(_) => unreachable!("just opened"),
+        }
+    }
+
+    fn freeze(&mut self) {
+        if let Content::Open(bytes) = self {
+            *self = Content::Frozen(Bytes::from(std::mem::take(bytes)));
+        }
+    }
+
+    /// The bytes from `start` to `stop`: shared if frozen, else a copy.
+    fn read(&self, start: usize, stop: usize) -> Bytes {
+        match self {
+            Content::Open(bytes) => Bytes::copy_from_slice(&bytes[start..stop]),
+            Content::Frozen(bytes) => bytes.slice(start..stop),
+        }
+    }
+}
+
 /// One file (an inode). Only its current content is held: the durable
 /// content is the current one with the changes since the last sync undone,
 /// so a sync costs nothing and an append is copied once (appends, the
 /// common case, need no undo bytes at all).
 #[derive(Clone, Debug, Default)]
 struct Inode {
-    current: Vec<u8>,
+    current: Content,
     /// The length at the last sync.
     synced_len: usize,
     unsynced: Vec<Change>,
@@ -154,7 +208,7 @@ impl Inode {
         if self.only_appended() {
             return Cow::Borrowed(&self.current[..self.synced_len]);
         }
-        let mut content = self.current.clone();
+        let mut content = self.current.to_vec();
         for change in self.unsynced.iter().rev() {
             change.undo(&mut content);
         }
@@ -167,7 +221,7 @@ impl Inode {
         let start = (position as usize).min(old_len);
         let stop = (position as usize + bytes.len()).min(old_len);
         let old = self.current[start..stop].to_vec();
-        apply_write(&mut self.current, position, bytes);
+        apply_write(self.current.open(), position, bytes);
         self.unsynced.push(Change::Write {
             position,
             bytes: bytes.clone(),
@@ -183,7 +237,7 @@ impl Inode {
             .get(len as usize..)
             .unwrap_or_default()
             .to_vec();
-        self.current.resize(len as usize, 0);
+        self.current.open().resize(len as usize, 0);
         self.unsynced.push(Change::Truncate { len, old_len, old });
     }
 
@@ -327,7 +381,7 @@ impl SimDisk {
         self.next_inode += 1;
         let room = self.capacity_for(&key);
         let file = Inode {
-            current: Vec::with_capacity(room),
+            current: Content::Open(Vec::with_capacity(room)),
             room,
             ..Inode::default()
         };
@@ -386,7 +440,7 @@ impl SimDisk {
         }
         let start = (position as usize).min(current.len());
         let stop = (end as usize).min(current.len());
-        let bytes = Bytes::copy_from_slice(&current[start..stop]);
+        let bytes = current.read(start, stop);
         self.stats.reads += 1;
         Ok(DiskOutcome::Read(bytes))
     }
@@ -435,12 +489,19 @@ impl SimDisk {
                     &mut report,
                 );
             }
-            inode.current = content;
+            inode.current = Content::Open(content);
             inode.sync();
         }
         self.no_space = false;
         self.fail_next_sync = false;
         report
+    }
+
+    /// Freezes every file: reads share its bytes until the next write.
+    pub fn freeze(&mut self) {
+        for inode in self.inodes.values_mut() {
+            inode.current.freeze();
+        }
     }
 
     /// Flips one bit of a file, in its current and its durable content
@@ -451,7 +512,7 @@ impl SimDisk {
             .inode_mut(&Key::Log(file))
             .expect("flip a bit of an existing file");
         let mask = 1u8 << (bit % 8);
-        inode.current[position as usize] ^= mask;
+        inode.current.open()[position as usize] ^= mask;
         // The durable byte is the oldest one a change remembers, else the
         // current one: flipping every remembered copy flips it too.
         for change in inode.unsynced.iter_mut() {
@@ -503,9 +564,7 @@ impl SimDisk {
 
     /// A file's current content.
     pub fn contents(&self, name: &str) -> Option<&[u8]> {
-        self.inode(&Key::of(name))
-            .ok()
-            .map(|inode| inode.current.as_slice())
+        self.inode(&Key::of(name)).ok().map(|inode| &*inode.current)
     }
 
     /// A log file's current length.
@@ -567,7 +626,7 @@ impl SimDisk {
         self.inodes.insert(
             inode,
             Inode {
-                current: bytes.to_vec(),
+                current: Content::Open(bytes.to_vec()),
                 synced_len: bytes.len(),
                 unsynced: Vec::new(),
                 room: 0,
@@ -594,7 +653,7 @@ impl SimDisk {
             .inode_mut(&Key::of(name))
             .expect("truncate an existing file");
         assert!(inode.unsynced.is_empty(), "cut only a file at rest");
-        inode.current.truncate(len as usize);
+        inode.current.open().truncate(len as usize);
         inode.sync();
     }
 
