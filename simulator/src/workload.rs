@@ -12,6 +12,7 @@
 //! seeded stream.
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 
 use bytes::Bytes;
 use cairn_core::ids::{ClientId, LogIndex, NodeId, Offset, RequestId, Term};
@@ -366,13 +367,19 @@ impl Workload {
             let producer = &self.producers[position];
             let records: Vec<Bytes> = (0..count)
                 .map(|i| {
-                    let mut name =
-                        format!("s{}-p{}-b{}-r{i}", self.seed, producer.n, producer.sequence)
-                            .into_bytes();
-                    if name.len() < self.options.record_bytes {
-                        name.resize(self.options.record_bytes, b'.');
+                    // Built in place, at its final size: a record is a
+                    // name padded with dots.
+                    let mut record = Vec::with_capacity(self.options.record_bytes);
+                    write!(
+                        record,
+                        "s{}-p{}-b{}-r{i}",
+                        self.seed, producer.n, producer.sequence
+                    )
+                    .expect("writing to memory");
+                    if record.len() < self.options.record_bytes {
+                        record.resize(self.options.record_bytes, b'.');
                     }
-                    Bytes::from(name)
+                    Bytes::from(record)
                 })
                 .collect();
             for record in &records {
