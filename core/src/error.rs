@@ -106,6 +106,13 @@ pub enum Error {
         /// The leader of the current term, if known.
         leader: Option<NodeId>,
     },
+    // -- Bad bytes: from a disk or a peer, failing their checks ------------
+    /// An idempotent producers' table (from a segment header or a
+    /// snapshot) does not decode, or breaks a bound or an order.
+    MalformedProducers {
+        /// What is wrong.
+        reason: &'static str,
+    },
     // -- Disk contents: files no crash could have produced -----------------
     /// The log's files contradict each other in a way recovery cannot
     /// resolve without losing data; an operator must look.
@@ -161,6 +168,9 @@ impl fmt::Display for Error {
                 next,
             } => {
                 write!(f, "offset {offset} is outside the log [{first}, {next})")
+            }
+            Error::MalformedProducers { reason } => {
+                write!(f, "malformed producer table: {reason}")
             }
             Error::InconsistentFiles { base, reason } => {
                 write!(f, "log files are inconsistent at segment {base}: {reason}")

@@ -69,6 +69,16 @@ pub const INFLIGHT_IOS_MAX: usize = 4 * 1024;
 pub const PRODUCER_BATCHES_MAX: usize = 5;
 /// The idempotent producers a node remembers; the one idle longest goes.
 pub const PRODUCERS_MAX: usize = 16 * 1024;
+/// Bytes of one producer's batch in an encoded table, at the most
+/// (postcard varints: sequence, index and offset of up to 10 bytes each,
+/// the record count of up to 5).
+pub const PRODUCER_BATCH_BYTES_MAX: usize = 35;
+/// Bytes of an encoded producer table, at the most: a count, then each
+/// producer's id, its count of batches, and its batches. Every segment
+/// header carries one (about 3 MiB at the bound; a few bytes per producer
+/// in practice).
+pub const PRODUCER_TABLE_BYTES_MAX: usize =
+    3 + PRODUCERS_MAX * (10 + 1 + PRODUCER_BATCHES_MAX * PRODUCER_BATCH_BYTES_MAX);
 /// Client requests a node holds at once (produces waiting for commit,
 /// reads in flight, long-polls parked); more are refused as busy.
 pub const CLIENT_REQUESTS_MAX: usize = 16 * 1024;
@@ -86,6 +96,13 @@ pub const LEADER_CACHE_BYTES_MAX: u64 = 32 * 1024 * 1024;
 
 // A frame must hold the largest entry: header, metadata and data.
 const _: () = assert!(RECORD_BYTES_MAX + ENTRY_META_BYTES_MAX <= FRAME_PAYLOAD_MAX);
+// A segment header holds the largest configuration and producer table
+// (the rest of it is a few varints).
+const _: () = assert!(
+    PRODUCER_TABLE_BYTES_MAX + CONFIG_BYTES_MAX as usize + 64 <= FRAME_PAYLOAD_MAX as usize
+);
+// The counts in an encoded table take the bytes reckoned above.
+const _: () = assert!(PRODUCERS_MAX < 1 << 21 && PRODUCER_BATCHES_MAX < 1 << 7);
 // Positions inside a segment fit the index's u32.
 const _: () = assert!(SEGMENT_BYTES_MAX <= u32::MAX as u64);
 // A segment must hold at least one largest record after its header.

@@ -1353,10 +1353,7 @@ impl World {
                     self.check_commit_safe(position, index)?;
                 }
             }
-            Output::Stamped { .. }
-            | Output::SnapshotStateWanted
-            | Output::ReadReady { .. }
-            | Output::ReadFailed { .. } => {}
+            Output::ReadReady { .. } | Output::ReadFailed { .. } => {}
             Output::Installed { last_index, .. } => self.record(
                 id,
                 format_args!("installed a snapshot through {last_index}"),

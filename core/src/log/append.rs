@@ -176,6 +176,8 @@ impl Log {
         active.last_term = meta.term;
         active.last_time = active.last_time.max(meta.time);
         active.next_offset = meta.end_offset();
+        // Before any roll that may follow: the next header carries it.
+        self.producers_appended(meta);
     }
 
     /// Writes the batch's frames to the active segment. Its index slots
@@ -275,7 +277,7 @@ impl Log {
     /// before its name is. So a crash leaves the new segment absent or
     /// whole, and every sealed segment self-consistent. The new segment's
     /// header carries `config`, the configuration in effect after the
-    /// sealed segment's last entry.
+    /// sealed segment's last entry, and the producer table as it stands.
     pub(super) fn roll(&mut self, config: ConfigAt) {
         let sealed = self.active();
         let (base, entries, last) = (sealed.base, sealed.entries, sealed.next_index().prev());
@@ -305,7 +307,9 @@ impl Log {
         self.touch(base);
     }
 
-    /// Creates a new, empty active segment.
+    /// Creates a new, empty active segment. Its header carries `config`
+    /// and the producer table as of `producers_next`: the new base itself
+    /// unless a warm-up is under way (see `producers.rs`).
     pub(super) fn create_segment(
         &mut self,
         base: LogIndex,
@@ -313,12 +317,18 @@ impl Log {
         prev_term: Term,
         config: ConfigAt,
     ) {
+        assert!(
+            self.producers_next <= base,
+            "a header's table is as of its base or before"
+        );
         let header = SegmentHeader {
             base,
             base_offset,
             prev_term,
             config_index: config.index,
             config: config.data.to_vec(),
+            producers_index: self.producers_next,
+            producers: self.producers.encode().into(),
         }
         .encode();
         let store = FileId::store(base);

@@ -318,8 +318,14 @@ pub fn encode_frame<B: frame::FrameBuffer>(meta: &EntryMeta, payload: Payload<'_
     frame::finish(out, start);
 }
 
-/// The first frame of every store file: where its segment starts, and the
-/// configuration in effect before its first entry.
+/// The first frame of every store file: where its segment starts, the
+/// configuration in effect before its first entry, and the idempotent
+/// producers' table (see [`crate::log::producers`]).
+///
+/// Its layout is the frame's version 1 (the frame's version byte and CRC32C
+/// cover it, as every frame). A header written before it carried the table
+/// does not decode; recovery treats it as a damaged header, scans the
+/// segment's entries, and learns the table from the entries it holds.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SegmentHeader {
     /// The index of the segment's first entry (also in the file's name).
@@ -333,6 +339,13 @@ pub struct SegmentHeader {
     pub config_index: LogIndex,
     /// That entry's data (empty if none).
     pub config: Vec<u8>,
+    /// The producer table is as of the entry before this index: the base,
+    /// or (written while a restarted log still learned its table) an
+    /// earlier entry, whose segments retention keeps.
+    pub producers_index: LogIndex,
+    /// The producer table, encoded (`Producers::encode`); decoded and
+    /// checked by its owner, like `config`.
+    pub producers: Vec<u8>,
 }
 
 /// The configuration in effect at a point of the log: the data of the last
@@ -414,7 +427,7 @@ impl Entry {
 impl SegmentHeader {
     /// The header's frame.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(48 + self.config.len());
+        let mut out = Vec::with_capacity(64 + self.config.len() + self.producers.len());
         frame::encode(&mut out, FrameKind::SegmentHeader, self);
         out
     }
@@ -529,6 +542,8 @@ mod tests {
             prev_term: Term(2),
             config_index: LogIndex(4),
             config: vec![1, 2, 3],
+            producers_index: LogIndex(5),
+            producers: vec![4, 5],
         };
         let bytes = header.encode();
         assert_eq!(

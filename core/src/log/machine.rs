@@ -15,6 +15,11 @@
 //!   index has been polled: that happens after the sync covering it has
 //!   completed, and one sync covers every append written before it (group
 //!   commit).
+//! - A restarted log's producer table lags its entries until the owner
+//!   reads them back from [`Log::producers_learning`] and hands them to
+//!   [`Log::learn_producers`] (the node does, at start). Until then
+//!   [`Log::decide`] answers nothing, and retention keeps the segments the
+//!   table still has to learn from.
 //! - A failed write, sync, truncation, creation or deletion stops the log
 //!   (a failed sync is never retried: the data's state is unknown). A failed
 //!   read fails only that read.
@@ -86,6 +91,7 @@ use crate::ids::{IoId, LogIndex, Offset, ReadId, Term};
 use crate::limits::{INFLIGHT_IOS_MAX, PENDING_READS_MAX, RESIDENT_INDEXES_MAX};
 use crate::log::disk::{DiskError, DiskOp, DiskOutcome, DiskRequest, FileId};
 use crate::log::entry::{ConfigAt, EntryKind};
+use crate::log::producers::{Producers, ProducersAt};
 use crate::log::recovery::Recovered;
 use crate::log::scan::Damage;
 use crate::log::segment::Segment;
@@ -209,6 +215,15 @@ pub struct Log {
     /// Entries rewritten in place whose syncs are in flight, with how many:
     /// nothing from the first of them on is durable until they complete.
     pub(super) repairing: BTreeMap<LogIndex, u32>,
+    /// Each idempotent producer's last batches (`producers.rs`), as of the
+    /// entry before `producers_next`.
+    pub(super) producers: Producers,
+    /// The first entry the producer table has not taken in: the log's next
+    /// index, except while a restarted log's warm-up reads its entries.
+    pub(super) producers_next: LogIndex,
+    /// Moves whenever entries leave the log (see
+    /// [`crate::log::producers::Learning`]).
+    pub(super) producers_epoch: u64,
 }
 
 impl Log {
@@ -240,6 +255,9 @@ impl Log {
             index_written: 0,
             frame_buffer: bytes::BytesMut::new(),
             repairing: BTreeMap::new(),
+            producers: Producers::default(),
+            producers_next: LogIndex(1),
+            producers_epoch: 0,
         };
         for op in recovered.repairs {
             log.submit(op, Pending::Change);
@@ -248,6 +266,7 @@ impl Log {
             log.damaged.insert(damage.first, damage);
             log.outputs.push_back(Output::Damaged(damage));
         }
+        log.start_producers(recovered.producers);
         match log.segments.back() {
             None => log.create_segment(LogIndex(1), Offset(0), Term(0), ConfigAt::default()),
             Some(active) => {
@@ -265,6 +284,25 @@ impl Log {
         }
         log.check_invariants();
         Ok(log)
+    }
+
+    /// Starts the producer table from the one recovery found, if it fits
+    /// the log; else (every header that carried one was damaged) from
+    /// nothing at the first entry, which is the best the entries held
+    /// can teach.
+    fn start_producers(&mut self, found: Option<ProducersAt>) {
+        let (first, next) = match (self.segments.front(), self.segments.back()) {
+            (Some(front), Some(back)) => (front.base, back.next_index()),
+            _ => (LogIndex(1), LogIndex(1)),
+        };
+        let at = found
+            .filter(|at| first <= at.index && at.index <= next)
+            .unwrap_or(ProducersAt {
+                index: first,
+                table: Producers::default(),
+            });
+        self.producers = at.table;
+        self.producers_next = at.index;
     }
 
     /// The configuration in effect after entry `index` (see [`ConfigAt`]),
@@ -611,6 +649,7 @@ impl Log {
         for segment in &self.segments {
             segment.check_invariants();
         }
+        self.check_producers();
         let active = self.active().resident.as_ref().expect("resident");
         assert!(
             active

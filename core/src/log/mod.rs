@@ -1,7 +1,8 @@
 //! The log: segments of framed entries, as pure step functions.
 //!
 //! Owns the commit log's storage decisions: framing, indexing, roll-over,
-//! retention, truncation, group commit and recovery. It must never perform
+//! retention, truncation, group commit and recovery, and the idempotent
+//! producers' table, which it keeps in its segment headers. It must never perform
 //! I/O: it emits [`disk::DiskOp`]s and learns of their completion.
 //!
 //! This log is also Raft's log: every entry has a Raft index and term, and
@@ -13,6 +14,7 @@ pub mod disk;
 pub mod entry;
 pub mod index;
 pub mod machine;
+pub mod producers;
 pub mod read;
 pub mod recovery;
 mod repair;

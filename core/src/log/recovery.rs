@@ -19,6 +19,7 @@ use crate::ids::{LogIndex, Offset, Term};
 use crate::log::disk::{DiskOp, FileId, FileKind, FoundFile};
 use crate::log::entry::{ConfigAt, Entry, EntryKind, EntryMeta, SegmentHeader};
 use crate::log::index::{self, Slot, SLOT_BYTES};
+use crate::log::producers::{Producers, ProducersAt};
 use crate::log::scan::{self, Cursor, Damage};
 use crate::log::segment::{Resident, Segment};
 use crate::time::Instant;
@@ -37,6 +38,11 @@ pub struct Recovered {
     /// A configuration entry ending the last segment, whose successor a
     /// crash kept from being created: the log creates it at start.
     pub tail_config: Option<ConfigAt>,
+    /// The producer table the log starts from: the one the last segment
+    /// whose header carries a readable table holds (normally the last
+    /// segment's), as of that header's `producers_index`. `None` if no
+    /// header does.
+    pub producers: Option<ProducersAt>,
     /// The configuration after the segment recovered last (for a next one
     /// whose header is damaged).
     config_after_previous: ConfigAt,
@@ -66,6 +72,9 @@ pub enum Note {
     /// Bytes at the end of a sealed segment holding no valid frame; kept,
     /// and the entries they held reported damaged.
     SealedTailDamaged(LogIndex),
+    /// A segment whose header decodes but whose producer table does not,
+    /// or names entries the log does not hold; an earlier header's is used.
+    UnreadableProducers(LogIndex),
 }
 
 /// A store found on disk: its base, its bytes, and its index's bytes.
@@ -127,6 +136,7 @@ pub fn recover(files: &[FoundFile<'_>]) -> Result<Recovered, Error> {
         }
         recovered.join(segment)?;
     }
+    recovered.producers = recovered.producers_of(&stores);
     if recovered
         .repairs
         .iter()
@@ -138,6 +148,29 @@ pub fn recover(files: &[FoundFile<'_>]) -> Result<Recovered, Error> {
 }
 
 impl Recovered {
+    /// The producer table of the last segment whose header carries a
+    /// readable one. Each header's table is exact as of its
+    /// `producers_index`, and the log holds every entry from there on
+    /// (retention keeps them), so an earlier header's table serves when a
+    /// later header is damaged: the warm-up only replays more.
+    fn producers_of(&mut self, stores: &[FoundStore<'_>]) -> Option<ProducersAt> {
+        let first = self.segments.first()?.base;
+        for &(base, store, _) in stores.iter().rev() {
+            let Some((header, _)) = header_of(base, store) else {
+                continue; // Noted as a damaged header already.
+            };
+            let index = header.producers_index;
+            let table = Producers::decode(&header.producers).ok().filter(|table| {
+                first <= index && index <= base && table.last_index().is_none_or(|l| l < index)
+            });
+            match table {
+                Some(table) => return Some(ProducersAt { index, table }),
+                None => self.notes.push(Note::UnreadableProducers(base)),
+            }
+        }
+        None
+    }
+
     fn remove_dangling_index(&mut self, base: LogIndex) {
         self.notes.push(Note::DanglingIndex(base));
         self.repairs.push(DiskOp::Delete {

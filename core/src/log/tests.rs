@@ -11,9 +11,12 @@ use crate::ids::{IoId, LogIndex, Offset, ReadId, Term};
 use crate::log::disk::{DiskOp, DiskOutcome, FileId};
 use crate::log::entry::{ConfigAt, NewEntry};
 use crate::log::machine::{Input, Log, Output, ReadFrom};
+use crate::log::producers::Producers;
 use crate::log::recovery::Recovered;
 use crate::testing::MapDisk;
 use crate::time::{Duration, Instant};
+
+mod producers;
 
 fn record(term: u64, data: &str) -> NewEntry {
     NewEntry::records(Term(term), vec![Bytes::copy_from_slice(data.as_bytes())])
@@ -679,8 +682,14 @@ fn reset_starts_the_log_over() {
             .unwrap();
         drive(&mut log, &mut disk);
     }
-    log.reset(LogIndex(100), Offset(70), Term(3), config(60, "snap"))
-        .unwrap();
+    log.reset(
+        LogIndex(100),
+        Offset(70),
+        Term(3),
+        config(60, "snap"),
+        Producers::default(),
+    )
+    .unwrap();
     drive(&mut log, &mut disk);
     assert_eq!(
         (log.first_index(), log.next_index(), log.next_offset()),
@@ -706,7 +715,13 @@ fn reset_starts_the_log_over() {
     );
     assert_eq!(restarted.latest_config(), &config(60, "snap"));
     assert_eq!(restarted.config_at(LogIndex(99)), Some(&config(60, "snap")));
-    let backwards = restarted.reset(LogIndex(50), Offset(0), Term(1), ConfigAt::default());
+    let backwards = restarted.reset(
+        LogIndex(50),
+        Offset(0),
+        Term(1),
+        ConfigAt::default(),
+        Producers::default(),
+    );
     assert!(backwards.is_err(), "a reset never goes back before the log");
 }
 

@@ -12,6 +12,7 @@ use crate::log::disk::{DiskOp, FileId};
 use crate::log::entry::ConfigAt;
 use crate::log::index::SLOT_BYTES;
 use crate::log::machine::{Log, Pending};
+use crate::log::producers::Producers;
 use crate::log::scan::Damage;
 use crate::time::Instant;
 
@@ -55,6 +56,7 @@ impl Log {
             self.submit(DiskOp::SyncDir, Pending::Change);
         }
         self.cut_active(after);
+        self.producers_truncated(after);
         self.durable = self.durable.min(after);
         self.repairing.retain(|&index, _| index <= after);
         let doomed: Vec<LogIndex> = self
@@ -134,7 +136,10 @@ impl Log {
         if let Some(error) = self.stopped {
             return Err(Error::Stopped(error));
         }
-        while self.segment_count() > 1 && self.live_front().next_index() <= before {
+        while self.segment_count() > 1
+            && self.live_front().next_index() <= before
+            && self.producers_allow_removal(self.live_front().next_index())
+        {
             self.retire_front();
         }
         Ok(())
@@ -142,14 +147,16 @@ impl Log {
 
     /// Removes everything and starts an empty log at `base`, whose first
     /// record will take `base_offset` and whose previous entry had
-    /// `prev_term`, with `config` in effect before it (installing a
-    /// snapshot).
+    /// `prev_term`, with `config` in effect before it and `producers` the
+    /// producer table as of it (installing a snapshot). The new segment's
+    /// header carries both, so a restart keeps them.
     pub fn reset(
         &mut self,
         base: LogIndex,
         base_offset: Offset,
         prev_term: Term,
         config: ConfigAt,
+        producers: Producers,
     ) -> Result<(), Error> {
         if let Some(error) = self.stopped {
             return Err(Error::Stopped(error));
@@ -171,6 +178,7 @@ impl Log {
         self.submit(DiskOp::SyncDir, Pending::Change);
         self.damaged.clear();
         self.recently_used.clear();
+        self.producers_reset(base, producers);
         self.create_segment(base, base_offset, prev_term, config);
         // Until the new segment and the deletions are durable, a crash
         // brings back the old log: nothing is durable before this sync.
@@ -216,12 +224,13 @@ impl Log {
     }
 
     /// Whether retention may remove the oldest live segment: it is not the
-    /// active one, and it ends at or before the retention floor.
+    /// active one, it ends at or before the retention floor, and the
+    /// producer table no longer needs its entries.
     pub(super) fn may_retire_front(&self) -> bool {
+        let end = self.live_front().next_index();
         self.segment_count() > 1
-            && self
-                .retention_floor
-                .is_none_or(|floor| self.live_front().next_index() <= floor.next())
+            && self.retention_floor.is_none_or(|floor| end <= floor.next())
+            && self.producers_allow_removal(end)
     }
 
     /// Starts deleting the oldest live segment. The store goes first, and

@@ -5,7 +5,9 @@
 //! node), following (a long-poll parked until new records commit, or its
 //! wait runs out: no busy loop), and who leads. Producers that stamp their
 //! batches are idempotent: a retried batch the log holds is answered with
-//! where it landed, never stored twice (`producers`). It must never answer
+//! where it landed, never stored twice (the log keeps the producers' table,
+//! `log::producers`; a restarted node reads back the entries the table
+//! lags, the warm-up, before it takes a stamped batch). It must never answer
 //! a produce before its entry is committed, never serve a record past the
 //! commit offset, and never decide anything Raft decides: it proposes and
 //! reads through Raft, and learns of appends, truncations and commits from
@@ -28,7 +30,7 @@ use crate::limits::{CLIENT_REQUESTS_MAX, READ_BYTES_MAX, READ_ENTRIES_MAX, SCRUB
 use crate::log::disk::{DiskError, DiskOutcome};
 use crate::log::entry::{NewEntry, Stamp};
 use crate::log::machine::{Log, ReadBatch, ReadError, ReadFrom};
-use crate::node::producers::{Decision, Producers};
+use crate::log::producers::{Decision, Learning};
 use crate::raft::machine::{Output as RaftOutput, Raft, RaftConfig};
 use crate::raft::membership::{Change, Refused};
 use crate::raft::message::Message;
@@ -219,16 +221,6 @@ struct Consumer {
     max_bytes: u32,
 }
 
-/// Learning the producers from the log at start: every entry up to `end`
-/// is read once; appends and truncations meanwhile wait in `events`.
-#[derive(Clone, Debug)]
-struct Warmup {
-    next: LogIndex,
-    end: LogIndex,
-    read: Option<ReadId>,
-    events: Vec<RaftOutput>,
-}
-
 /// How often the scrubber reads a batch back (at most), and the pause
 /// between two rounds.
 pub const SCRUB_INTERVAL: Duration = Duration::from_millis(500);
@@ -259,8 +251,9 @@ struct Scrub {
 #[derive(Debug)]
 pub struct Node {
     raft: Raft,
-    producers: Producers,
-    warmup: Option<Warmup>,
+    /// The warm-up's read in flight: a restarted log's producer table lags
+    /// its entries until they are read back (`log::producers`).
+    warm_read: Option<(ReadId, Learning)>,
     waiting: BTreeMap<LogIndex, Vec<Waiter>>,
     reads: BTreeMap<ReadId, Consumer>,
     /// Follows parked until a record commits at their offset, or until
@@ -284,17 +277,10 @@ impl Node {
         seed: u64,
         now: Instant,
     ) -> Node {
-        let (first, end) = (log.first_index(), log.next_index());
         let raft = Raft::new(id, config, voters, recovered, log, seed, now);
         let mut node = Node {
             raft,
-            producers: Producers::default(),
-            warmup: (first < end).then(|| Warmup {
-                next: first,
-                end,
-                read: None,
-                events: Vec::new(),
-            }),
+            warm_read: None,
             waiting: BTreeMap::new(),
             reads: BTreeMap::new(),
             parked: Vec::new(),
@@ -320,7 +306,7 @@ impl Node {
 
     /// Whether the node still learns its producers from its log.
     pub fn warming(&self) -> bool {
-        self.warmup.is_some()
+        self.raft.log().producers_learning().is_some()
     }
 
     /// A short description for traces.
@@ -447,10 +433,10 @@ impl Node {
             return self.fail(client, id, ClientError::NotLeader { leader });
         }
         if let Some(stamp) = stamp {
-            if self.warmup.is_some() {
+            let Some(decision) = self.raft.log().decide(stamp) else {
                 return self.fail(client, id, ClientError::Recovering);
-            }
-            match self.producers.decide(stamp) {
+            };
+            match decision {
                 Decision::Append => {}
                 Decision::Duplicate(landed) => {
                     let waiter = Waiter {
@@ -611,78 +597,44 @@ impl Node {
         );
     }
 
-    /// Reads the next stretch of the log to learn its producers.
+    /// Reads the next stretch of the log its producer table lags (after a
+    /// restart: the entries from where the last segment's header left the
+    /// table, about one segment).
     fn warm(&mut self, now: Instant) {
-        let Some(warmup) = &mut self.warmup else {
+        if self.warm_read.is_some() {
+            return;
+        }
+        let Some(learning) = self.raft.log().producers_learning() else {
             return;
         };
-        if warmup.read.is_some() {
-            return;
-        }
-        let log = self.raft.log();
-        warmup.next = warmup.next.max(log.first_index());
-        let end = warmup.end.min(log.next_index());
-        if warmup.next >= end {
-            let events = std::mem::take(&mut warmup.events);
-            self.warmup = None;
-            for event in events {
-                self.learn(&event);
-            }
-            return;
-        }
         let id = ReadId(self.next_read);
         self.next_read += 1;
-        let from = ReadFrom::Index(warmup.next);
+        let from = ReadFrom::Index(learning.from);
         // Busy: `drain`, after the next input, tries again.
         if self
             .raft
             .read(now, id, from, READ_ENTRIES_MAX, READ_BYTES_MAX)
             .is_ok()
         {
-            if let Some(warmup) = &mut self.warmup {
-                warmup.read = Some(id);
-            }
+            self.warm_read = Some((id, learning));
         }
     }
 
-    fn on_warm_read(&mut self, now: Instant, result: Result<ReadBatch, ReadError>) {
-        let Some(warmup) = &mut self.warmup else {
-            return;
-        };
-        warmup.read = None;
+    /// A warm-up read came back: the log takes its entries in, and the
+    /// next read follows at once if this one made progress (a failed or
+    /// stale one is retried after the next input, not in a loop).
+    fn on_warm_read(
+        &mut self,
+        now: Instant,
+        learning: Learning,
+        result: Result<ReadBatch, ReadError>,
+    ) {
+        self.warm_read = None;
         if let Ok(batch) = result {
-            for entry in &batch.entries {
-                if let Some(stamp) = entry.producer {
-                    self.producers
-                        .landed(stamp, entry.index, entry.offset, entry.records);
-                }
-            }
-            let read_to = batch.entries.last().map(|e| e.index.next());
-            let past_damage = batch.damaged.map(|d| d.end);
-            if let Some(next) = past_damage.or(read_to) {
-                warmup.next = warmup.next.max(next);
-            }
+            self.raft.learn_producers(learning, &batch);
         }
-        self.warm(now);
-    }
-
-    /// Takes an append or a truncation into the producers' table.
-    fn learn(&mut self, event: &RaftOutput) {
-        match *event {
-            RaftOutput::Stamped {
-                index,
-                stamp,
-                offset,
-                records,
-            } => self.producers.landed(stamp, index, offset, records),
-            RaftOutput::Truncated { after } => self.producers.truncated(after),
-            RaftOutput::Installed {
-                last_index,
-                ref state,
-            } => {
-                let _ = self.producers.install(state, last_index);
-            }
-            _ => {}
+        if self.raft.log().producers_learning() != Some(learning) {
+            self.warm(now);
         }
     }
 
@@ -723,7 +675,7 @@ impl Node {
     /// keeps the warm-up reading.
     fn drain(&mut self, now: Instant) {
         self.drain_raft(now);
-        if self.warmup.as_ref().is_some_and(|w| w.read.is_none()) {
+        if self.warm_read.is_none() && self.warming() {
             self.warm(now);
             self.drain_raft(now);
         }
@@ -735,8 +687,10 @@ impl Node {
                 RaftOutput::Read { id, result } => {
                     if self.scrub.read == Some(id) {
                         self.on_scrubbed(now, result);
-                    } else if self.warmup.as_ref().is_some_and(|w| w.read == Some(id)) {
-                        self.on_warm_read(now, result);
+                    } else if let Some((_, learning)) =
+                        self.warm_read.filter(|(read, _)| *read == id)
+                    {
+                        self.on_warm_read(now, learning, result);
                     } else if let Some(consumer) = self.reads.remove(&id) {
                         self.on_consumed(consumer, result);
                     }
@@ -756,23 +710,8 @@ impl Node {
                         );
                     }
                 }
-                RaftOutput::SnapshotStateWanted => {
-                    // Learning the producers from the log is not over: the
-                    // leader asks again at its next heartbeat.
-                    if self.warmup.is_none() {
-                        self.raft.provide_snapshot_state(self.producers.encode());
-                    }
-                }
-                RaftOutput::Stamped { .. }
-                | RaftOutput::Truncated { .. }
-                | RaftOutput::Installed { .. } => {
-                    match &mut self.warmup {
-                        Some(warmup) => warmup.events.push(output.clone()),
-                        None => self.learn(&output),
-                    }
-                    if let RaftOutput::Truncated { after } = output {
-                        self.lose_after(after);
-                    }
+                RaftOutput::Truncated { after } => {
+                    self.lose_after(after);
                     self.outputs.push_back(Output::Raft(output));
                 }
                 RaftOutput::Committed { .. } => {
@@ -835,11 +774,7 @@ impl Node {
     /// Reads the next batch of committed entries back, if one is due and
     /// the last came back.
     fn scrub(&mut self, now: Instant) {
-        if !self.scrub.on
-            || self.scrub.read.is_some()
-            || self.scrub.due > now
-            || self.warmup.is_some()
-        {
+        if !self.scrub.on || self.scrub.read.is_some() || self.scrub.due > now || self.warming() {
             return;
         }
         self.scrub.due = now + SCRUB_INTERVAL;
@@ -888,7 +823,6 @@ impl Node {
     /// Checks the node's invariants.
     pub fn check_invariants(&self) {
         self.raft.check_invariants();
-        self.producers.check_invariants();
         let next = self.raft.log().next_index();
         if let Some((&last, _)) = self.waiting.last_key_value() {
             assert!(last < next, "produces wait only for entries the log holds");

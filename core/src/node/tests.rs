@@ -21,6 +21,7 @@ struct Cluster {
     nodes: BTreeMap<NodeId, Node>,
     disks: BTreeMap<NodeId, MapDisk>,
     voters: Configuration,
+    log: LogConfig,
     now: Instant,
     wire: VecDeque<(NodeId, Envelope)>,
     replies: Vec<(NodeId, RequestId, Reply)>,
@@ -29,6 +30,10 @@ struct Cluster {
 
 impl Cluster {
     fn new(size: u64) -> Cluster {
+        Cluster::with_log(size, LogConfig::default())
+    }
+
+    fn with_log(size: u64, log: LogConfig) -> Cluster {
         let ids: Vec<u64> = (1..=size).collect();
         let mut cluster = Cluster {
             nodes: BTreeMap::new(),
@@ -37,6 +42,7 @@ impl Cluster {
                 .map(|&id| (NodeId(id), MapDisk::default()))
                 .collect(),
             voters: Configuration::simple(Voters::of(&ids)),
+            log,
             now: Instant::ZERO,
             wire: VecDeque::new(),
             replies: Vec::new(),
@@ -50,7 +56,7 @@ impl Cluster {
 
     fn start(&mut self, id: NodeId) {
         let disk = &self.disks[&id];
-        let log = Log::new(LogConfig::default(), disk.recover(), self.now).expect("a log");
+        let log = Log::new(self.log.clone(), disk.recover(), self.now).expect("a log");
         let recovered = disk.recover_state();
         let node = Node::new(
             id,
@@ -314,6 +320,62 @@ fn stamped_batches_are_stored_once() {
             (2, "c".to_owned()),
             (3, "d".to_owned())
         ]
+    );
+}
+
+// A restarted leader remembers a producer whose batches retention removed
+// (seed 60005616): the table comes from its log's last segment header, and
+// the warm-up reads back only that segment, so a retry is answered where
+// it landed, not stored again.
+#[test]
+fn producers_outlive_retention_across_a_restart() {
+    let log = LogConfig {
+        segment_bytes: 4096,
+        retention_bytes: Some(3 * 4096),
+        ..LogConfig::default()
+    };
+    let mut cluster = Cluster::with_log(1, log);
+    let node = cluster.leader();
+    let first = cluster.ask(node, produce(&["a"], Some((9, 0))));
+    assert_eq!(
+        first,
+        Reply::Produced {
+            first: Offset(0),
+            count: 1
+        }
+    );
+    for i in 0..100 {
+        let record = format!("{i:0>100}");
+        cluster.ask(node, produce(&[&record], None));
+    }
+    let log = cluster.nodes[&node].raft().log();
+    assert!(log.first_offset() > Offset(0), "9's batch is retained away");
+    let active_base = log.active_store().0.base;
+    cluster.start(node);
+    assert!(cluster.nodes[&node].warming());
+    assert_eq!(
+        cluster.nodes[&node]
+            .raft()
+            .log()
+            .producers_learning()
+            .map(|l| l.from),
+        Some(active_base),
+        "the warm-up reads back the last segment only"
+    );
+    let node = cluster.leader();
+    cluster.run_until(|c| !c.nodes[&node].warming());
+    assert_eq!(
+        cluster.ask(node, produce(&["a"], Some((9, 0)))),
+        first,
+        "a retry is answered where it landed"
+    );
+    assert_eq!(
+        cluster.ask(node, produce(&["b"], Some((9, 1)))),
+        Reply::Produced {
+            first: Offset(101),
+            count: 1
+        },
+        "nothing was stored for the retry"
     );
 }
 

@@ -16,6 +16,7 @@ use crate::error::Error;
 use crate::ids::{LogIndex, NodeId, Offset, Term};
 use crate::log::entry::{ConfigAt, EntryKind, NewEntry};
 use crate::log::machine::Log;
+use crate::log::producers::Producers;
 use crate::raft::machine::{Output, Raft};
 use crate::raft::message::{AppendResult, Message};
 use crate::raft::quorum::Configuration;
@@ -272,6 +273,13 @@ impl Raft {
         {
             return;
         }
+        // A table that does not decode is refused like a configuration
+        // that does not: installing the snapshot without it would forget
+        // every producer, and a retry would be stored twice.
+        let Ok(mut producers) = Producers::decode(&state) else {
+            return;
+        };
+        producers.truncated(last_index);
         self.follow(now, from);
         if last_index > self.commit {
             match self.log.term_or_load(last_index) {
@@ -283,14 +291,13 @@ impl Raft {
                     // uncommitted, and the log starts over after it.
                     if self
                         .log
-                        .reset(last_index.next(), next_offset, last_term, config)
+                        .reset(last_index.next(), next_offset, last_term, config, producers)
                         .is_err()
                     {
                         return;
                     }
                     self.truncated(last_index);
-                    self.outputs
-                        .push_back(Output::Installed { last_index, state });
+                    self.outputs.push_back(Output::Installed { last_index });
                 }
             }
             self.commit_to(last_index);

@@ -312,15 +312,14 @@ impl Raft {
     /// its log where this one does.
     fn send_snapshot(&mut self, to: NodeId) {
         let last_index = self.log.first_index().prev();
-        // The owner's state must have been taken after the snapshot's end;
-        // if not, ask for it and send at the next heartbeat.
-        let state = match &self.snapshot_state {
-            Some((state, taken_at)) if *taken_at > last_index => state.clone(),
-            _ => {
-                self.outputs.push_back(Output::SnapshotStateWanted);
-                return;
-            }
+        // The producer table goes with it: the follower keeps the batches
+        // through `last_index`, and learns later ones from the entries that
+        // follow. A restarted log still learning its table sends at a later
+        // heartbeat.
+        let Some(producers) = self.log.producers() else {
+            return;
         };
+        let state = producers.encode();
         let last_term = self
             .log
             .term(last_index)

@@ -190,18 +190,6 @@ pub enum Output {
         /// The offset after the last committed record.
         offset: Offset,
     },
-    /// Entries were appended to the log (by this leader, or from one): for
-    /// each stamped batch among them, where it landed.
-    Stamped {
-        /// The batch's entry.
-        index: LogIndex,
-        /// Its producer's stamp.
-        stamp: crate::log::entry::Stamp,
-        /// Its first record's offset.
-        offset: Offset,
-        /// Its records.
-        records: u32,
-    },
     /// Every entry after `after` was removed from the log (a conflict with
     /// the leader's, or a snapshot): whatever was said of them is void.
     Truncated {
@@ -215,13 +203,11 @@ pub enum Output {
         /// Its entries, or why there are none.
         result: Result<ReadBatch, ReadError>,
     },
-    /// A snapshot replaced the log: it starts after `last_index`, and
-    /// `state` is the owner's state as of there.
+    /// A snapshot replaced the log: it starts after `last_index`, with
+    /// the leader's producer table as of there (the log keeps it).
     Installed {
         /// The snapshot's last index.
         last_index: LogIndex,
-        /// The owner's state, as the leader's owner gave it.
-        state: bytes::Bytes,
     },
     /// A linearizable read may serve everything committed through `index`
     /// (the commit index when it began; this node led throughout).
@@ -245,9 +231,6 @@ pub enum Output {
         /// The voters and learners.
         configuration: Configuration,
     },
-    /// A follower needs a snapshot: give the owner's state as of the log's
-    /// first index with `provide_snapshot_state`.
-    SnapshotStateWanted,
     /// Entries were found damaged; they are never served.
     Damaged(Damage),
     /// A disk failed; the node must stop.
@@ -304,9 +287,6 @@ pub struct Raft {
     pub(super) answering_round: u64,
     /// Read rounds started, ever (a new leader's rounds go on from here).
     pub(super) read_rounds: u64,
-    /// The owner's state for snapshots, and the log's next index when it
-    /// was taken: it serves snapshots ending before that.
-    pub(super) snapshot_state: Option<(bytes::Bytes, LogIndex)>,
     pub(super) outputs: VecDeque<Output>,
 }
 
@@ -355,7 +335,6 @@ impl Raft {
             held: VecDeque::new(),
             leadership: None,
             replication_reads: 0,
-            snapshot_state: None,
             answering_round: 0,
             read_rounds: 0,
             outputs: VecDeque::new(),
@@ -404,6 +383,16 @@ impl Raft {
     /// The offset after the last committed record.
     pub fn commit_offset(&self) -> Offset {
         self.commit_offset
+    }
+
+    /// Hands the log entries read back for its producer table's warm-up
+    /// (see [`Log::learn_producers`]); Raft has no say in the table.
+    pub fn learn_producers(
+        &mut self,
+        learning: crate::log::producers::Learning,
+        batch: &ReadBatch,
+    ) {
+        self.log.learn_producers(learning, batch);
     }
 
     /// The timing (and, in tests, the bug switched on).
@@ -913,38 +902,17 @@ impl Raft {
         });
     }
 
-    /// Appends to the log and tells the owner where stamped batches went.
+    /// Appends to the log (which learns the stamped batches among the
+    /// entries itself: see `log::producers`).
     pub(super) fn append_to_log(
         &mut self,
         now: Instant,
         entries: Vec<crate::log::entry::NewEntry>,
     ) -> Result<Appended, Error> {
-        let stamps: Vec<(usize, crate::log::entry::Stamp, u32)> = entries
-            .iter()
-            .enumerate()
-            .filter_map(|(i, e)| Some((i, e.producer?, e.records.len() as u32)))
-            .collect();
-        let counts: Vec<u64> = entries.iter().map(|e| e.records.len() as u64).collect();
         let configures = entries.iter().any(|e| e.kind == EntryKind::Config);
         let appended = self.log.append(now, entries)?;
         if configures {
             self.refresh_configuration();
-        }
-        if !stamps.is_empty() {
-            let mut offset = appended.first_offset;
-            let mut offsets = Vec::with_capacity(counts.len());
-            for count in counts {
-                offsets.push(offset);
-                offset = offset.plus(count);
-            }
-            for (i, stamp, records) in stamps {
-                self.outputs.push_back(Output::Stamped {
-                    index: appended.first.plus(i as u64),
-                    stamp,
-                    offset: offsets[i],
-                    records,
-                });
-            }
         }
         Ok(appended)
     }
@@ -975,12 +943,6 @@ impl Raft {
         let result = self.start_transfer(now, to);
         self.drain(now);
         result
-    }
-
-    /// Gives the owner's state as it is now, for snapshots (see
-    /// [`Output::SnapshotStateWanted`]).
-    pub fn provide_snapshot_state(&mut self, state: bytes::Bytes) {
-        self.snapshot_state = Some((state, self.log.next_index()));
     }
 
     /// Proposes entries at the leader: they are appended to its log and

@@ -88,8 +88,9 @@ pub enum Message {
         config_index: LogIndex,
         /// That entry's data (empty for the bootstrap).
         config: bytes::Bytes,
-        /// The owner's state as of the snapshot's end (for Cairn: the
-        /// idempotent producers' last batches), opaque to Raft.
+        /// The leader's idempotent producer table (`Producers::encode`),
+        /// taken at or after the snapshot's end; the follower keeps what
+        /// it says of entries through `last_index`.
         state: bytes::Bytes,
     },
 }

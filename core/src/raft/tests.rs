@@ -142,17 +142,12 @@ impl Cluster {
                     Output::SteppedDown { .. }
                     | Output::Committed { .. }
                     | Output::Read { .. }
-                    | Output::Stamped { .. }
                     | Output::Truncated { .. }
                     | Output::Installed { .. }
                     | Output::Configured { .. }
                     | Output::Damaged(_) => {}
                     Output::ReadReady { id: read, .. } => self.reads.push((id, read, true)),
                     Output::ReadFailed { id: read } => self.reads.push((id, read, false)),
-                    Output::SnapshotStateWanted => {
-                        let node = self.nodes.get_mut(&id).expect("a node");
-                        node.provide_snapshot_state(Bytes::new());
-                    }
                 }
             }
         }
