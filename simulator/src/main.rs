@@ -114,6 +114,10 @@ fn bench(seeds: u64, sweep_seeds: u64) -> ExitCode {
     use cairn_sim::world::{World, WorldOptions};
     let options = WorldOptions::bench();
     let election_timeout_max_ms = options.raft.election_timeout_max.as_nanos() / 1_000_000;
+    // One untimed run first, as benchmarks warm up: the process's first
+    // pages (the allocator's arena, faulted in and zeroed once, a tenth of
+    // a second) are not the scenario's cost.
+    let _ = World::new(0, options.clone(), false).run();
     let progress = bar(seeds, "bench seeds");
     let (mut simulated, mut walled, mut events) = (0f64, 0f64, 0u64);
     let mut failovers = Vec::new();
