@@ -63,21 +63,19 @@ enum Command {
     },
 }
 
-/// mimalloc's option numbers (the `mi_option_e` order of `mimalloc.h`,
-/// which keeps retired options as placeholders so that numbers never move).
-const MI_OPTION_ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+/// mimalloc's option number for the purge delay (the `mi_option_e` order
+/// of `mimalloc.h`, which keeps retired options as placeholders so that
+/// numbers never move).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Keeps freed memory for the next seed instead of handing it back to the
-/// system 10 ms later (a seed runs for tens of ms, so every seed faulted
-/// its disks' pages in afresh), and commits arena memory page by page
-/// rather than as huge pages up front (whose zeroing, on a busy host,
-/// stalled runs for a third of a second now and then).
+/// system 10 ms later: a seed runs for tens of ms, so every seed faulted its
+/// disks' pages in afresh. (The arena's first pages are faulted in once per
+/// process, before `main` could set anything; the bench runs untimed first.)
 fn tune_allocator() {
-    // SAFETY: plain integer options, set before any other thread exists.
+    // SAFETY: a plain integer option, set before any other thread exists.
     unsafe {
         libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1);
-        libmimalloc_sys::mi_option_set(MI_OPTION_ARENA_EAGER_COMMIT, 0);
     }
 }
 
