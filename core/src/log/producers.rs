@@ -7,8 +7,8 @@
 //!
 //! Owns the table of each producer's last batches, the decision on a new
 //! stamp, and how the log keeps the table across restarts. It must never
-//! call a batch new when the log holds it, never let retention take away
-//! what the table was learned from, and never trust table bytes from disk
+//! call a batch new when the log holds it, never forget a batch because
+//! retention removed its segment, and never trust table bytes from disk
 //! or from a peer before they are checked (they come back as an
 //! [`Error::MalformedProducers`], never a panic). It keeps only the last
 //! `PRODUCER_BATCHES_MAX` batches of each producer (a producer has at most
