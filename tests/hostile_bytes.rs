@@ -62,7 +62,7 @@ proptest! {
         let _ = SegmentHeader::decode(&bytes);
         let _ = EntryMeta::decode(&bytes);
         let _ = Entry::decode(&Bytes::from(bytes.clone()));
-        let _ = index::decode(0, &bytes[..bytes.len().min(24)]);
+        let _ = index::decode(0, &bytes[..bytes.len().min(index::SLOT_BYTES)]);
         let _ = index::valid_prefix(&bytes, 0, u64::MAX);
         let start = Cursor {
             position: 0,

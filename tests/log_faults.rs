@@ -8,6 +8,7 @@ use cairn::core::config::LogConfig;
 use cairn::core::ids::{LogIndex, Offset, Term};
 use cairn::core::log::disk::{DiskError, DiskOp, FileId};
 use cairn::core::log::entry::NewEntry;
+use cairn::core::log::index::SLOT_BYTES;
 use cairn::core::log::machine::{Output, ReadFrom};
 use cairn::core::log::recovery::Note;
 use cairn::core::time::Instant;
@@ -161,7 +162,8 @@ fn st3_flip_in_the_scanned_tail_is_damage() {
     sim.run();
     let (store, bytes) = store_of(&sim);
     let index = FileId::index(store.base);
-    sim.disk_mut().truncate_file(&index.to_string(), 24 * 2); // the index lags
+    sim.disk_mut()
+        .truncate_file(&index.to_string(), SLOT_BYTES as u64 * 2); // the index lags
     let at = bytes.windows(11).position(|w| w == b"record-0003").unwrap() as u64 + 30;
     sim.disk_mut().flip_bit(store, at, 0);
     let (mut sim, _) = sim.crash().unwrap();
@@ -184,14 +186,14 @@ fn st3_flip_in_the_scanned_tail_is_damage() {
 // past the last valid record: it is rebuilt from the store.
 #[test]
 fn st8_index_longer_than_store_or_garbage_is_rebuilt() {
-    for garbage in [vec![0u8; 24 * 50], vec![0xAB; 100], vec![]] {
+    for garbage in [vec![0u8; SLOT_BYTES * 50], vec![0xAB; 100], vec![]] {
         let mut sim = started(LogConfig::default(), 3);
         sim.append(records(0, 8)).unwrap();
         sim.run();
         let (store, _) = store_of(&sim);
         let index = FileId::index(store.base).to_string();
         let mut bytes = sim.disk().contents(&index).unwrap().to_vec();
-        bytes.truncate(24 * 5);
+        bytes.truncate(SLOT_BYTES * 5);
         bytes.extend_from_slice(&garbage);
         sim.disk_mut().remove_file(&index);
         sim.disk_mut().put_file(&index, &bytes);
@@ -201,7 +203,11 @@ fn st8_index_longer_than_store_or_garbage_is_rebuilt() {
         let (served, damaged) = read_everything(&mut sim);
         assert_eq!((served.len(), damaged.len()), (8, 0));
         let rebuilt = sim.disk().contents(&index).unwrap();
-        assert_eq!(rebuilt.len(), 24 * 8, "the index is repaired to the store");
+        assert_eq!(
+            rebuilt.len(),
+            SLOT_BYTES * 8,
+            "the index is repaired to the store"
+        );
     }
 }
 
@@ -335,10 +341,10 @@ fn st8_corrupt_sealed_index_is_rebuilt_when_loaded() {
     let index = FileId::index(LogIndex(1));
     let before = sim.disk().contents(&index.to_string()).unwrap().to_vec();
     assert!(
-        before.len() >= 24 * 4,
+        before.len() >= SLOT_BYTES * 4,
         "the first segment is sealed with a full index"
     );
-    sim.disk_mut().flip_bit(index, 24 + 5, 1);
+    sim.disk_mut().flip_bit(index, SLOT_BYTES as u64 + 5, 1);
     let (mut sim, _) = sim.crash().unwrap();
     sim.run();
     let (served, damaged) = read_everything(&mut sim);

@@ -36,11 +36,11 @@ pub const SEGMENT_BYTES_MIN: u64 = 4096;
 /// The most entries in one segment; positions in the index are relative.
 pub const SEGMENT_ENTRIES_MAX: u64 = 1 << 24;
 /// Bytes of one index entry on disk.
-pub const INDEX_ENTRY_BYTES: u64 = 24;
+pub const INDEX_ENTRY_BYTES: u64 = 40;
 /// The largest index file (a full segment's worth of entries).
 pub const INDEX_BYTES_MAX: u64 = SEGMENT_ENTRIES_MAX * INDEX_ENTRY_BYTES;
-/// Index slots the log writes at a time: whole pages only (512 slots of 24
-/// bytes are three 4 KiB pages), so that no index page is modified again
+/// Index slots the log writes at a time: whole pages only (512 slots of 40
+/// bytes are five 4 KiB pages), so that no index page is modified again
 /// while the kernel may be writing it back (which would stall the append).
 pub const INDEX_WRITE_SLOTS: u64 = 512;
 /// The most store bytes of durable entries the active segment's index file

@@ -505,12 +505,9 @@ impl Workload {
             | Reply::Transferring { .. }
             | Reply::Changed { .. }
             | Reply::Members { .. } => {
-                // Not leading, lost, busy, recovering: try again soon,
+                // Not leading, lost, busy: try again soon,
                 // somewhere else unless this node should know better.
-                if !matches!(
-                    reply,
-                    Reply::Failed(ClientError::Lost | ClientError::Recovering)
-                ) {
+                if !matches!(reply, Reply::Failed(ClientError::Lost)) {
                     let target = self.other_node(from);
                     self.producers[position].target = target;
                 }

@@ -155,6 +155,7 @@ impl Log {
             term: meta.term,
             kind: meta.kind,
             records: meta.records,
+            stamp: meta.producer,
         };
         let before = batch.frames.len();
         let payload = match meta.kind {
@@ -308,8 +309,7 @@ impl Log {
     }
 
     /// Creates a new, empty active segment. Its header carries `config`
-    /// and the producer table as of `producers_next`: the new base itself
-    /// unless a warm-up is under way (see `producers.rs`).
+    /// and the producer table, which is as of the new base.
     pub(super) fn create_segment(
         &mut self,
         base: LogIndex,
@@ -318,8 +318,8 @@ impl Log {
         config: ConfigAt,
     ) {
         assert!(
-            self.producers_next <= base,
-            "a header's table is as of its base or before"
+            self.producers.last_index().is_none_or(|last| last < base),
+            "a header's table knows nothing from its base on"
         );
         let header = SegmentHeader {
             base,
@@ -327,7 +327,6 @@ impl Log {
             prev_term,
             config_index: config.index,
             config: config.data.to_vec(),
-            producers_index: self.producers_next,
             producers: self.producers.encode().into(),
         }
         .encode();

@@ -325,7 +325,8 @@ pub fn encode_frame<B: frame::FrameBuffer>(meta: &EntryMeta, payload: Payload<'_
 /// Its layout is the frame's version 1 (the frame's version byte and CRC32C
 /// cover it, as every frame). A header written before it carried the table
 /// does not decode; recovery treats it as a damaged header, scans the
-/// segment's entries, and learns the table from the entries it holds.
+/// segment's entries, and learns the table from an earlier header and the
+/// entries' slots.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SegmentHeader {
     /// The index of the segment's first entry (also in the file's name).
@@ -339,12 +340,9 @@ pub struct SegmentHeader {
     pub config_index: LogIndex,
     /// That entry's data (empty if none).
     pub config: Vec<u8>,
-    /// The producer table is as of the entry before this index: the base,
-    /// or (written while a restarted log still learned its table) an
-    /// earlier entry, whose segments retention keeps.
-    pub producers_index: LogIndex,
-    /// The producer table, encoded (`Producers::encode`); decoded and
-    /// checked by its owner, like `config`.
+    /// The producer table as of `base` (it knows no entry from `base` on),
+    /// encoded (`Producers::encode`); decoded and checked by its owner,
+    /// like `config`.
     pub producers: Vec<u8>,
 }
 
@@ -553,7 +551,6 @@ mod tests {
             prev_term: Term(2),
             config_index: LogIndex(4),
             config: vec![1, 2, 3],
-            producers_index: LogIndex(5),
             producers: vec![4, 5],
         };
         let bytes = header.encode();

@@ -10,22 +10,34 @@
 //!      0    4 entry number relative to the segment's base, u32 LE
 //!      4    4 position of the entry's frame in the store, u32 LE
 //!      8    8 the entry's term, u64 LE
-//!     16    1 the entry's kind
+//!     16    1 the entry's kind in bits 0..=6; bit 7 set if stamped
 //!     17    3 client records in the entry, u24 LE
-//!     20    4 CRC32C of bytes 0..20, u32 LE
+//!     20    8 the stamp's producer id, u64 LE (zero if unstamped)
+//!     28    8 the stamp's sequence number, u64 LE (zero if unstamped)
+//!     36    4 CRC32C of bytes 0..36, u32 LE
 //! ```
 //!
 //! Carrying term, kind and record count lets the active segment's terms and
 //! client offsets be rebuilt from its index alone at startup, without
-//! reading its store.
+//! reading its store; carrying the producer stamp lets recovery rebuild the
+//! producer table the same way (`log::producers`). Producer id 0 is a valid
+//! id, so whether there is a stamp is a flag of its own, and an unstamped
+//! slot must hold zeros where a stamp would be. Forty bytes keep a run of
+//! `INDEX_WRITE_SLOTS` slots a whole number of pages. An index in an older
+//! layout fails its slots' checks and is rebuilt from the store.
 
 use crate::ids::Term;
 use crate::limits::INDEX_ENTRY_BYTES;
-use crate::log::entry::EntryKind;
+use crate::log::entry::{EntryKind, Stamp};
 
 /// Bytes of one slot.
 pub const SLOT_BYTES: usize = INDEX_ENTRY_BYTES as usize;
-const _: () = assert!(SLOT_BYTES == 24);
+const _: () = assert!(SLOT_BYTES == 40);
+
+/// The kind byte's bit saying the slot carries a stamp.
+const STAMPED: u8 = 0x80;
+/// Bytes the CRC covers: everything before it.
+const CRC_AT: usize = SLOT_BYTES - 4;
 
 /// What the index knows of one entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +50,9 @@ pub struct Slot {
     pub kind: EntryKind,
     /// Client records in the entry.
     pub records: u32,
+    /// The entry's producer stamp, if it is a stamped batch. `None` also
+    /// for a placeholder of a damaged entry whose bytes told nothing.
+    pub stamp: Option<Stamp>,
 }
 
 /// The most records a slot can count (a u24).
@@ -49,33 +64,51 @@ pub fn encode(relative: u32, slot: Slot) -> [u8; SLOT_BYTES] {
     out[0..4].copy_from_slice(&relative.to_le_bytes());
     out[4..8].copy_from_slice(&slot.position.to_le_bytes());
     out[8..16].copy_from_slice(&slot.term.0.to_le_bytes());
-    out[16] = slot.kind as u8;
+    let kind = slot.kind as u8;
+    assert!(kind & STAMPED == 0, "a kind leaves the stamp bit free");
+    out[16] = kind;
     assert!(
         slot.records <= SLOT_RECORDS_MAX,
         "records per entry are bounded"
     );
     out[17..20].copy_from_slice(&slot.records.to_le_bytes()[..3]);
-    let crc = crc32c::crc32c(&out[..20]);
-    out[20..24].copy_from_slice(&crc.to_le_bytes());
+    if let Some(stamp) = slot.stamp {
+        out[16] |= STAMPED;
+        out[20..28].copy_from_slice(&stamp.producer.to_le_bytes());
+        out[28..36].copy_from_slice(&stamp.sequence.to_le_bytes());
+    }
+    let crc = crc32c::crc32c(&out[..CRC_AT]);
+    out[CRC_AT..].copy_from_slice(&crc.to_le_bytes());
     out
 }
 
 /// Decodes slot number `relative` from exactly one slot's bytes; `None` if
-/// the bytes are not that slot (zeros, torn, stale or damaged).
+/// the bytes are not that slot (zeros, torn, stale, damaged, or an unstamped
+/// slot with a stamp's bytes set).
 pub fn decode(relative: u32, bytes: &[u8]) -> Option<Slot> {
     let bytes: &[u8; SLOT_BYTES] = bytes.try_into().ok()?;
-    let crc = u32::from_le_bytes(bytes[20..24].try_into().ok()?);
-    if crc != crc32c::crc32c(&bytes[..20]) {
+    let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+    let crc = u32::from_le_bytes(bytes[CRC_AT..].try_into().ok()?);
+    if crc != crc32c::crc32c(&bytes[..CRC_AT]) {
         return None;
     }
     if u32::from_le_bytes(bytes[0..4].try_into().ok()?) != relative {
         return None;
     }
+    let stamped = bytes[16] & STAMPED != 0;
+    let stamp = Stamp {
+        producer: u64_at(20),
+        sequence: u64_at(28),
+    };
+    if !stamped && (stamp.producer != 0 || stamp.sequence != 0) {
+        return None;
+    }
     Some(Slot {
         position: u32::from_le_bytes(bytes[4..8].try_into().ok()?),
-        term: Term(u64::from_le_bytes(bytes[8..16].try_into().ok()?)),
-        kind: EntryKind::from_byte(bytes[16])?,
+        term: Term(u64_at(8)),
+        kind: EntryKind::from_byte(bytes[16] & !STAMPED)?,
         records: u32::from_le_bytes([bytes[17], bytes[18], bytes[19], 0]),
+        stamp: stamped.then_some(stamp),
     })
 }
 
@@ -115,6 +148,7 @@ mod tests {
             term: Term(term),
             kind: EntryKind::Record,
             records: 3,
+            stamp: None,
         }
     }
 
@@ -126,13 +160,76 @@ mod tests {
             .collect()
     }
 
-    // Goal: a slot round-trips only at its own relative number.
+    // Goal: a slot round-trips only at its own relative number, with or
+    // without a stamp (producer id 0 included), and bytes that are not a
+    // slot are refused.
     #[test]
     fn slot_round_trip() {
-        let bytes = encode(9, slot(100, 3));
-        assert_eq!(decode(9, &bytes), Some(slot(100, 3)));
-        assert_eq!(decode(8, &bytes), None);
+        let stamped = |producer, sequence| Slot {
+            stamp: Some(Stamp { producer, sequence }),
+            ..slot(100, 3)
+        };
+        let cases = [
+            ("unstamped", slot(100, 3)),
+            ("stamped", stamped(7, 12)),
+            ("producer id 0, sequence 0", stamped(0, 0)),
+            ("largest stamp", stamped(u64::MAX, u64::MAX)),
+            (
+                "a configuration entry",
+                Slot {
+                    kind: EntryKind::Config,
+                    records: 0,
+                    ..slot(8, 1)
+                },
+            ),
+        ];
+        for (label, slot) in cases {
+            let bytes = encode(9, slot);
+            assert_eq!(decode(9, &bytes), Some(slot), "{label}");
+            assert_eq!(decode(8, &bytes), None, "{label}: another number");
+        }
         assert_eq!(decode(0, &[0u8; SLOT_BYTES]), None, "zeros are not a slot");
+    }
+
+    // Goal: a slot whose bytes changed, or that is not a whole slot, or
+    // that claims no stamp yet holds one, is refused (never a panic).
+    #[test]
+    fn corrupt_slots_are_refused() {
+        let good = encode(
+            4,
+            Slot {
+                stamp: Some(Stamp {
+                    producer: 3,
+                    sequence: 5,
+                }),
+                ..slot(100, 3)
+            },
+        );
+        for at in [0, 5, 16, 17, 21, 30, 37] {
+            let mut flipped = good;
+            flipped[at] ^= 0x04;
+            assert_eq!(decode(4, &flipped), None, "byte {at} flipped");
+        }
+        // The stamp flag cleared and the CRC made to match: an unstamped
+        // slot with a stamp's bytes set is not a slot.
+        let mut unflagged = good;
+        unflagged[16] &= !STAMPED;
+        let crc = crc32c::crc32c(&unflagged[..CRC_AT]);
+        unflagged[CRC_AT..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(decode(4, &unflagged), None, "a stamp without its flag");
+        // An unknown kind under a valid CRC.
+        let mut unknown = encode(4, slot(100, 3));
+        unknown[16] = 0x7f;
+        let crc = crc32c::crc32c(&unknown[..CRC_AT]);
+        unknown[CRC_AT..].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(decode(4, &unknown), None, "an unknown kind");
+        assert_eq!(decode(4, &good[..SLOT_BYTES - 1]), None, "short");
+        // A slot of the older 24-byte layout, read as this one.
+        let mut old = [0u8; SLOT_BYTES];
+        old[..20].copy_from_slice(&good[..20]);
+        let crc = crc32c::crc32c(&old[..20]);
+        old[20..24].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(decode(4, &old), None, "the older layout");
     }
 
     // Goal: the valid prefix stops at the first slot that breaks a rule.

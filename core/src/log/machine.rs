@@ -15,11 +15,8 @@
 //!   index has been polled: that happens after the sync covering it has
 //!   completed, and one sync covers every append written before it (group
 //!   commit).
-//! - A restarted log's producer table lags its entries until the owner
-//!   reads them back from [`Log::producers_learning`] and hands them to
-//!   [`Log::learn_producers`] (the node does, at start). Until then
-//!   [`Log::decide`] answers nothing, and retention keeps the segments the
-//!   table still has to learn from.
+//! - The producer table ([`Log::decide`]) is exact as of the log's next
+//!   index from the start: recovery rebuilds it without reading entries.
 //! - A failed write, sync, truncation, creation or deletion stops the log
 //!   (a failed sync is never retried: the data's state is unknown). A failed
 //!   read fails only that read.
@@ -91,7 +88,7 @@ use crate::ids::{IoId, LogIndex, Offset, ReadId, Term};
 use crate::limits::{INFLIGHT_IOS_MAX, PENDING_READS_MAX, RESIDENT_INDEXES_MAX};
 use crate::log::disk::{DiskError, DiskOp, DiskOutcome, DiskRequest, FileId};
 use crate::log::entry::{ConfigAt, EntryKind};
-use crate::log::producers::{Producers, ProducersAt};
+use crate::log::producers::Producers;
 use crate::log::recovery::Recovered;
 use crate::log::scan::Damage;
 use crate::log::segment::Segment;
@@ -216,14 +213,8 @@ pub struct Log {
     /// nothing from the first of them on is durable until they complete.
     pub(super) repairing: BTreeMap<LogIndex, u32>,
     /// Each idempotent producer's last batches (`producers.rs`), as of the
-    /// entry before `producers_next`.
+    /// log's next index.
     pub(super) producers: Producers,
-    /// The first entry the producer table has not taken in: the log's next
-    /// index, except while a restarted log's warm-up reads its entries.
-    pub(super) producers_next: LogIndex,
-    /// Moves whenever entries leave the log (see
-    /// [`crate::log::producers::Learning`]).
-    pub(super) producers_epoch: u64,
 }
 
 impl Log {
@@ -255,9 +246,7 @@ impl Log {
             index_written: 0,
             frame_buffer: bytes::BytesMut::new(),
             repairing: BTreeMap::new(),
-            producers: Producers::default(),
-            producers_next: LogIndex(1),
-            producers_epoch: 0,
+            producers: recovered.producers,
         };
         for op in recovered.repairs {
             log.submit(op, Pending::Change);
@@ -266,7 +255,6 @@ impl Log {
             log.damaged.insert(damage.first, damage);
             log.outputs.push_back(Output::Damaged(damage));
         }
-        log.start_producers(recovered.producers);
         match log.segments.back() {
             None => log.create_segment(LogIndex(1), Offset(0), Term(0), ConfigAt::default()),
             Some(active) => {
@@ -284,25 +272,6 @@ impl Log {
         }
         log.check_invariants();
         Ok(log)
-    }
-
-    /// Starts the producer table from the one recovery found, if it fits
-    /// the log; else (every header that carried one was damaged) from
-    /// nothing at the first entry, which is the best the entries held
-    /// can teach.
-    fn start_producers(&mut self, found: Option<ProducersAt>) {
-        let (first, next) = match (self.segments.front(), self.segments.back()) {
-            (Some(front), Some(back)) => (front.base, back.next_index()),
-            _ => (LogIndex(1), LogIndex(1)),
-        };
-        let at = found
-            .filter(|at| first <= at.index && at.index <= next)
-            .unwrap_or(ProducersAt {
-                index: first,
-                table: Producers::default(),
-            });
-        self.producers = at.table;
-        self.producers_next = at.index;
     }
 
     /// The configuration in effect after entry `index` (see [`ConfigAt`]),

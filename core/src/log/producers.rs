@@ -7,8 +7,8 @@
 //!
 //! Owns the table of each producer's last batches, the decision on a new
 //! stamp, and how the log keeps the table across restarts. It must never
-//! call a batch new when the log holds it, never let retention take away
-//! what the table was learned from, and never trust table bytes from disk
+//! call a batch new when the log holds it, never forget a batch because
+//! retention removed its segment, and never trust table bytes from disk
 //! or from a peer before they are checked (they come back as an
 //! [`Error::MalformedProducers`], never a panic). It keeps only the last
 //! `PRODUCER_BATCHES_MAX` batches of each producer (a producer has at most
@@ -19,19 +19,15 @@
 //! still holds: retention removes old segments, and a snapshot starts a log
 //! after entries it never saw. So the table is kept with the log, the way
 //! the configuration is (see [`crate::log::entry::ConfigAt`]): every
-//! segment's header carries the table as of a point at or before its base
-//! (normally the base itself), and a restart takes the last segment's and
-//! replays only the entries after that point. Retention then never changes
-//! what the table knows, and a restart reads at most about one segment.
+//! segment's header carries the table as of its base. Retention then never
+//! changes what the table knows.
 //!
-//! The log learns every entry it appends, in order, as it frames it: when
-//! a segment rolls over, the table is exact as of the new base. The one
-//! exception is the start of a restarted log, whose table lags its entries
-//! until the owner has read them back and handed them to
-//! [`Log::learn_producers`] (the warm-up). Until then `decide` answers
-//! nothing, a roll writes the table as of where the warm-up stands (which
-//! the next restart then replays from), and retention keeps every segment
-//! from there on.
+//! The log learns every entry it appends, in order, as it frames it, so
+//! the table is always exact as of the log's next index: when a segment
+//! rolls over, as of the new base. A restart rebuilds it at once, with no
+//! read: recovery takes the last segment's header's table and learns the
+//! stamps of that segment's entries from their index slots and from the
+//! tail it scans (see [`crate::log::recovery`] and [`crate::log::index`]).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -40,7 +36,6 @@ use crate::ids::{LogIndex, Offset};
 use crate::limits::{PRODUCERS_MAX, PRODUCER_BATCHES_MAX, PRODUCER_TABLE_BYTES_MAX};
 use crate::log::entry::{EntryMeta, Stamp};
 use crate::log::machine::Log;
-use crate::log::read::ReadBatch;
 
 /// Where one batch landed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -220,97 +215,28 @@ impl Producers {
     }
 }
 
-/// Where the owner's warm-up reads next, and the epoch it reads in: the
-/// epoch moves whenever entries leave the log (a truncation, a snapshot),
-/// so a read that was under way is not mistaken for the entries now there.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Learning {
-    /// The first entry whose batch the table has not taken in.
-    pub from: LogIndex,
-    /// The table's epoch when the read was asked for.
-    pub epoch: u64,
-}
-
-/// The table a recovered log starts from: exact as of the entry before
-/// `index`; the entries from `index` on are learned by the warm-up.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ProducersAt {
-    /// The first entry the table has not taken in.
-    pub index: LogIndex,
-    /// The table.
-    pub table: Producers,
-}
-
 impl Log {
-    /// What to do with a batch stamped `stamp`; `None` while the table has
-    /// not yet learned every entry of a restarted log (see
-    /// [`Log::producers_learning`]).
-    pub fn decide(&self, stamp: Stamp) -> Option<Decision> {
-        self.producers().map(|table| table.decide(stamp))
+    /// What to do with a batch stamped `stamp`.
+    pub fn decide(&self, stamp: Stamp) -> Decision {
+        self.producers.decide(stamp)
     }
 
-    /// The table, once it covers every entry the log holds.
-    pub fn producers(&self) -> Option<&Producers> {
-        (self.producers_next == self.next_index()).then_some(&self.producers)
+    /// The table, exact as of the log's next index.
+    pub fn producers(&self) -> &Producers {
+        &self.producers
     }
 
-    /// Where the owner's warm-up must read next, while the table lags the
-    /// log; `None` once it covers every entry.
-    pub fn producers_learning(&self) -> Option<Learning> {
-        (self.producers_next < self.next_index()).then_some(Learning {
-            from: self.producers_next,
-            epoch: self.producers_epoch,
-        })
-    }
-
-    /// Takes in entries the owner read back from `learning.from` for the
-    /// warm-up. A read from an earlier epoch is ignored; entries before
-    /// where the table stands are skipped, and a gap stops the learning. A
-    /// damaged run is stepped over: its batches stay unknown (the log
-    /// cannot know them until a repair, and waiting for one could keep a
-    /// leader from taking produces for good).
-    pub fn learn_producers(&mut self, learning: Learning, batch: &ReadBatch) {
-        if learning.epoch != self.producers_epoch {
-            return;
-        }
-        for entry in &batch.entries {
-            if entry.index < self.producers_next {
-                continue;
-            }
-            if entry.index > self.producers_next || entry.index >= self.next_index() {
-                return; // A gap: the next read starts where the table stands.
-            }
-            self.producers_appended(&entry.meta);
-        }
-        if let Some(damage) = batch.damaged {
-            if damage.first <= self.producers_next && self.producers_next < damage.end {
-                self.producers_next = damage.end.min(self.next_index());
-            }
-        }
-    }
-
-    /// The entry `meta` was appended (or read back by the warm-up): the
-    /// table takes it in if it is the next one it lacks.
+    /// The entry `meta` was appended: the table takes its batch in.
     pub(super) fn producers_appended(&mut self, meta: &EntryMeta) {
-        if meta.index != self.producers_next {
-            // The table lags (a warm-up is under way): the warm-up will
-            // read this entry back.
-            return;
-        }
         if let Some(stamp) = meta.producer {
             self.producers
                 .landed(stamp, meta.index, meta.offset, meta.records);
         }
-        self.producers_next = meta.index.next();
     }
 
-    /// Every entry after `after` left the log. A warm-up read under way
-    /// may hold some of them, whether or not the table had reached them:
-    /// the epoch moves either way.
+    /// Every entry after `after` left the log.
     pub(super) fn producers_truncated(&mut self, after: LogIndex) {
         self.producers.truncated(after);
-        self.producers_next = self.producers_next.min(after.next());
-        self.producers_epoch += 1;
     }
 
     /// The log starts over at `base` with `table` (a snapshot's, as of the
@@ -321,33 +247,16 @@ impl Log {
             "a snapshot's table knows nothing after it"
         );
         self.producers = table;
-        self.producers_next = base;
-        self.producers_epoch += 1;
-    }
-
-    /// Whether retention may remove a segment ending before `next`: never
-    /// one the warm-up still has to read, since a roll meanwhile writes the
-    /// table as of where the warm-up stands.
-    pub(super) fn producers_allow_removal(&self, next: LogIndex) -> bool {
-        next <= self.producers_next
     }
 
     /// Checks the table's invariants against the log.
     pub(super) fn check_producers(&self) {
         self.producers.check_invariants();
         assert!(
-            self.first_index_on_disk() <= self.producers_next,
-            "the table is learned from entries the log holds"
-        );
-        assert!(
-            self.producers_next <= self.next_index(),
-            "the table knows no entry after the log's last"
-        );
-        assert!(
             self.producers
                 .last_index()
-                .is_none_or(|last| last < self.producers_next),
-            "the table holds only batches it took in"
+                .is_none_or(|last| last < self.next_index()),
+            "the table knows no entry after the log's last"
         );
     }
 }

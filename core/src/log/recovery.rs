@@ -11,6 +11,11 @@
 //! segment costs its header frame, its last index slot and its last frame;
 //! the active segment costs its index and whatever tail the index does not
 //! cover. A clean restart therefore never reads the whole log.
+//!
+//! It also rebuilds the idempotent producers' table (`log::producers`),
+//! exact as of the log's next index: the active segment's header carries
+//! the table as of its base, and the stamps of the segment's entries come
+//! from the slots recovery holds anyway (its index and its scanned tail).
 
 use std::collections::BTreeMap;
 
@@ -19,7 +24,7 @@ use crate::ids::{LogIndex, Offset, Term};
 use crate::log::disk::{DiskOp, FileId, FileKind, FoundFile};
 use crate::log::entry::{ConfigAt, Entry, EntryKind, EntryMeta, SegmentHeader};
 use crate::log::index::{self, Slot, SLOT_BYTES};
-use crate::log::producers::{Producers, ProducersAt};
+use crate::log::producers::Producers;
 use crate::log::scan::{self, Cursor, Damage};
 use crate::log::segment::{Resident, Segment};
 use crate::time::Instant;
@@ -38,11 +43,9 @@ pub struct Recovered {
     /// A configuration entry ending the last segment, whose successor a
     /// crash kept from being created: the log creates it at start.
     pub tail_config: Option<ConfigAt>,
-    /// The producer table the log starts from: the one the last segment
-    /// whose header carries a readable table holds (normally the last
-    /// segment's), as of that header's `producers_index`. `None` if no
-    /// header does.
-    pub producers: Option<ProducersAt>,
+    /// The producer table the log starts from, exact as of its next index
+    /// (see `producers_of`).
+    pub producers: Producers,
     /// The configuration after the segment recovered last (for a next one
     /// whose header is damaged).
     config_after_previous: ConfigAt,
@@ -73,7 +76,8 @@ pub enum Note {
     /// and the entries they held reported damaged.
     SealedTailDamaged(LogIndex),
     /// A segment whose header decodes but whose producer table does not,
-    /// or names entries the log does not hold; an earlier header's is used.
+    /// or names entries from the segment's base on; an earlier header's is
+    /// used, and the entries since learned from their slots.
     UnreadableProducers(LogIndex),
 }
 
@@ -148,27 +152,64 @@ pub fn recover(files: &[FoundFile<'_>]) -> Result<Recovered, Error> {
 }
 
 impl Recovered {
-    /// The producer table of the last segment whose header carries a
-    /// readable one. Each header's table is exact as of its
-    /// `producers_index`, and the log holds every entry from there on
-    /// (retention keeps them), so an earlier header's table serves when a
-    /// later header is damaged: the warm-up only replays more.
-    fn producers_of(&mut self, stores: &[FoundStore<'_>]) -> Option<ProducersAt> {
-        let first = self.segments.first()?.base;
-        for &(base, store, _) in stores.iter().rev() {
+    /// The producer table as of the log's next index: the table of the
+    /// last segment whose header carries a readable one (normally the
+    /// active segment's), then the stamps of every entry from that
+    /// segment's base on, in order, from their slots, with the index,
+    /// offset and record count an append would have learned them with.
+    ///
+    /// A slot's stamp is as good as the slot, whatever became of the
+    /// entry's frame: a slot is CRC-checked on its own, so an index slot
+    /// whose frame rotted still tells the stamp it was written with (the
+    /// frame is found damaged when read, and repaired to the same bytes).
+    /// Where the index is not trusted (past its valid prefix, or all of it
+    /// if its last slot disagrees with the store), the slots come from the
+    /// scan of the store, and an entry in a damaged run the scan steps over
+    /// has a placeholder slot with no stamp: its batch stays unknown until
+    /// a restart after its repair, as it would be to any reader of the
+    /// damaged bytes (waiting for the repair could keep a leader from
+    /// taking produces for good). If no header carries a readable table,
+    /// the table is learned from nothing at the first segment's base.
+    /// Only the active segment's slots are resident; reaching back past it
+    /// (its header damaged) reads the earlier segments' indexes.
+    fn producers_of(&mut self, stores: &[FoundStore<'_>]) -> Producers {
+        debug_assert_eq!(stores.len(), self.segments.len(), "one segment per store");
+        let mut from = (0, Producers::default());
+        for (position, &(base, store, _)) in stores.iter().enumerate().rev() {
             let Some((header, _)) = header_of(base, store) else {
                 continue; // Noted as a damaged header already.
             };
-            let index = header.producers_index;
-            let table = Producers::decode(&header.producers).ok().filter(|table| {
-                first <= index && index <= base && table.last_index().is_none_or(|l| l < index)
-            });
+            let table = Producers::decode(&header.producers)
+                .ok()
+                .filter(|table| table.last_index().is_none_or(|last| last < base));
             match table {
-                Some(table) => return Some(ProducersAt { index, table }),
+                Some(table) => {
+                    from = (position, table);
+                    break;
+                }
                 None => self.notes.push(Note::UnreadableProducers(base)),
             }
         }
-        None
+        let (first, mut table) = from;
+        for (segment, &(_, store, index)) in self.segments[first..].iter().zip(&stores[first..]) {
+            let loaded;
+            let slots = match &segment.resident {
+                Some(resident) => &resident.slots,
+                None => {
+                    loaded = sealed_slots(segment, store, index);
+                    &loaded
+                }
+            };
+            let mut offset = segment.base_offset;
+            for (relative, slot) in slots.iter().enumerate() {
+                if let Some(stamp) = slot.stamp {
+                    let at = segment.base.plus(relative as u64);
+                    table.landed(stamp, at, offset, slot.records);
+                }
+                offset = offset.plus(u64::from(slot.records));
+            }
+        }
+        table
     }
 
     fn remove_dangling_index(&mut self, base: LogIndex) {
@@ -443,6 +484,36 @@ fn trusted_end(segment: &Segment, store: &[u8], slots: &[Slot]) -> Option<Cursor
         last_term: meta.term,
         last_time: meta.time,
     })
+}
+
+/// The slots of a sealed segment recovered without them: its index's valid
+/// prefix, then the scan of its store past the last slot whose frame agrees;
+/// at most one per entry (a run the store no longer holds has none).
+fn sealed_slots(segment: &Segment, store: &[u8], index: Option<&[u8]>) -> Vec<Slot> {
+    let at_header = Cursor {
+        position: u64::from(segment.header_len),
+        next_index: segment.base,
+        next_offset: segment.base_offset,
+        last_term: segment.prev_term,
+        last_time: Instant::ZERO,
+    };
+    let mut slots =
+        index::valid_prefix(index.unwrap_or(&[]), segment.header_len, segment.store_len);
+    slots.truncate(segment.entries as usize);
+    if slots.len() as u64 == segment.entries {
+        return slots;
+    }
+    let cursor = match slots.is_empty() {
+        true => Some(at_header),
+        false => trusted_end(segment, store, &slots),
+    };
+    let cursor = cursor.unwrap_or_else(|| {
+        slots.clear();
+        at_header
+    });
+    slots.extend(scan::scan(store, cursor).slots);
+    slots.truncate(segment.entries as usize);
+    slots
 }
 
 fn fill(segment: &mut Segment, slots: Vec<Slot>, scan: &scan::Scan) {

@@ -132,6 +132,7 @@ impl Log {
                 term: meta.term,
                 kind: meta.kind,
                 records: meta.records,
+                stamp: meta.producer,
             });
             let payload = match copy.kind {
                 EntryKind::Record => Payload::Records(&copy.records),

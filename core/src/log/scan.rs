@@ -170,6 +170,7 @@ impl Scan {
             term: meta.term,
             kind: meta.kind,
             records: meta.records,
+            stamp: meta.producer,
         });
         let end = &mut self.end;
         end.position = position + frame_len;
@@ -197,6 +198,8 @@ impl Scan {
                 term: cursor.last_term,
                 kind,
                 records,
+                // Bytes that told nothing tell no stamp either.
+                stamp: None,
             });
         }
         if skipped > 0 {

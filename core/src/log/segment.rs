@@ -227,6 +227,7 @@ mod tests {
             term: Term(1),
             kind,
             records,
+            stamp: None,
         }
     }
 

@@ -10,6 +10,7 @@ use crate::error::Error;
 use crate::ids::{IoId, LogIndex, Offset, ReadId, Term};
 use crate::log::disk::{DiskOp, DiskOutcome, FileId};
 use crate::log::entry::{ConfigAt, NewEntry};
+use crate::log::index::SLOT_BYTES;
 use crate::log::machine::{Input, Log, Output, ReadFrom};
 use crate::log::producers::Producers;
 use crate::log::recovery::Recovered;
@@ -520,8 +521,8 @@ fn index_slots_are_written_in_whole_pages() {
     drive(&mut log, &mut disk);
     assert_eq!(
         disk.files[&index].len(),
-        run * 24,
-        "exactly one whole run: three pages"
+        run * SLOT_BYTES,
+        "exactly one whole run: five pages"
     );
     let recovered = disk.recover();
     assert_eq!(
@@ -531,7 +532,7 @@ fn index_slots_are_written_in_whole_pages() {
     );
     log.flush_index();
     drive(&mut log, &mut disk);
-    assert_eq!(disk.files[&index].len(), (run + 1) * 24);
+    assert_eq!(disk.files[&index].len(), (run + 1) * SLOT_BYTES);
 }
 
 // Goal: durable entries spanning INDEX_CHECKPOINT_BYTES of store get their
@@ -563,7 +564,7 @@ fn the_index_is_checkpointed_by_bytes() {
             log.handle(Instant::ZERO, Input::Disk { io, result });
         }
         drive(&mut log, &mut disk);
-        written.push(disk.files[&index].len() / 24);
+        written.push(disk.files[&index].len() / SLOT_BYTES);
     }
     // The first n entries span from the first one's start to the next
     // one's (or the store's end): the first n reaching 1 MiB is indexed.

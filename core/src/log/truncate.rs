@@ -136,10 +136,7 @@ impl Log {
         if let Some(error) = self.stopped {
             return Err(Error::Stopped(error));
         }
-        while self.segment_count() > 1
-            && self.live_front().next_index() <= before
-            && self.producers_allow_removal(self.live_front().next_index())
-        {
+        while self.segment_count() > 1 && self.live_front().next_index() <= before {
             self.retire_front();
         }
         Ok(())
@@ -224,13 +221,10 @@ impl Log {
     }
 
     /// Whether retention may remove the oldest live segment: it is not the
-    /// active one, it ends at or before the retention floor, and the
-    /// producer table no longer needs its entries.
+    /// active one, and it ends at or before the retention floor.
     pub(super) fn may_retire_front(&self) -> bool {
         let end = self.live_front().next_index();
-        self.segment_count() > 1
-            && self.retention_floor.is_none_or(|floor| end <= floor.next())
-            && self.producers_allow_removal(end)
+        self.segment_count() > 1 && self.retention_floor.is_none_or(|floor| end <= floor.next())
     }
 
     /// Starts deleting the oldest live segment. The store goes first, and

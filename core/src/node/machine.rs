@@ -6,12 +6,11 @@
 //! wait runs out: no busy loop), and who leads. Producers that stamp their
 //! batches are idempotent: a retried batch the log holds is answered with
 //! where it landed, never stored twice (the log keeps the producers' table,
-//! `log::producers`; a restarted node reads back the entries the table
-//! lags, the warm-up, before it takes a stamped batch). It must never answer
-//! a produce before its entry is committed, never serve a record past the
-//! commit offset, and never decide anything Raft decides: it proposes and
-//! reads through Raft, and learns of appends, truncations and commits from
-//! Raft's outputs.
+//! `log::producers`, exact from the moment a restarted log starts). It must
+//! never answer a produce before its entry is committed, never serve a
+//! record past the commit offset, and never decide anything Raft decides:
+//! it proposes and reads through Raft, and learns of appends, truncations
+//! and commits from Raft's outputs.
 //!
 //! # Contract
 //! The verbs of every machine: `request`, `handle`, `handle_disk`,
@@ -30,7 +29,7 @@ use crate::limits::{CLIENT_REQUESTS_MAX, READ_BYTES_MAX, READ_ENTRIES_MAX, SCRUB
 use crate::log::disk::{DiskError, DiskOutcome};
 use crate::log::entry::{NewEntry, Stamp};
 use crate::log::machine::{Log, ReadBatch, ReadError, ReadFrom};
-use crate::log::producers::{Decision, Learning};
+use crate::log::producers::Decision;
 use crate::raft::machine::{Output as RaftOutput, Raft, RaftConfig};
 use crate::raft::membership::{Change, Refused};
 use crate::raft::message::Message;
@@ -173,8 +172,6 @@ pub enum ClientError {
     },
     /// Too many requests are in progress; retry later.
     Busy,
-    /// The node is still learning its producers from its log; retry.
-    Recovering,
     /// The batch is malformed or too large.
     Rejected(Error),
     /// The membership change was refused; nothing changed.
@@ -251,9 +248,6 @@ struct Scrub {
 #[derive(Debug)]
 pub struct Node {
     raft: Raft,
-    /// The warm-up's read in flight: a restarted log's producer table lags
-    /// its entries until they are read back (`log::producers`).
-    warm_read: Option<(ReadId, Learning)>,
     waiting: BTreeMap<LogIndex, Vec<Waiter>>,
     reads: BTreeMap<ReadId, Consumer>,
     /// Follows parked until a record commits at their offset, or until
@@ -280,7 +274,6 @@ impl Node {
         let raft = Raft::new(id, config, voters, recovered, log, seed, now);
         let mut node = Node {
             raft,
-            warm_read: None,
             waiting: BTreeMap::new(),
             reads: BTreeMap::new(),
             parked: Vec::new(),
@@ -302,11 +295,6 @@ impl Node {
     /// The Raft machine, for reading its state.
     pub fn raft(&self) -> &Raft {
         &self.raft
-    }
-
-    /// Whether the node still learns its producers from its log.
-    pub fn warming(&self) -> bool {
-        self.raft.log().producers_learning().is_some()
     }
 
     /// A short description for traces.
@@ -433,10 +421,7 @@ impl Node {
             return self.fail(client, id, ClientError::NotLeader { leader });
         }
         if let Some(stamp) = stamp {
-            let Some(decision) = self.raft.log().decide(stamp) else {
-                return self.fail(client, id, ClientError::Recovering);
-            };
-            match decision {
+            match self.raft.log().decide(stamp) {
                 Decision::Append => {}
                 Decision::Duplicate(landed) => {
                     let waiter = Waiter {
@@ -597,47 +582,6 @@ impl Node {
         );
     }
 
-    /// Reads the next stretch of the log its producer table lags (after a
-    /// restart: the entries from where the last segment's header left the
-    /// table, about one segment).
-    fn warm(&mut self, now: Instant) {
-        if self.warm_read.is_some() {
-            return;
-        }
-        let Some(learning) = self.raft.log().producers_learning() else {
-            return;
-        };
-        let id = ReadId(self.next_read);
-        self.next_read += 1;
-        let from = ReadFrom::Index(learning.from);
-        // Busy: `drain`, after the next input, tries again.
-        if self
-            .raft
-            .read(now, id, from, READ_ENTRIES_MAX, READ_BYTES_MAX)
-            .is_ok()
-        {
-            self.warm_read = Some((id, learning));
-        }
-    }
-
-    /// A warm-up read came back: the log takes its entries in, and the
-    /// next read follows at once if this one made progress (a failed or
-    /// stale one is retried after the next input, not in a loop).
-    fn on_warm_read(
-        &mut self,
-        now: Instant,
-        learning: Learning,
-        result: Result<ReadBatch, ReadError>,
-    ) {
-        self.warm_read = None;
-        if let Ok(batch) = result {
-            self.raft.learn_producers(learning, &batch);
-        }
-        if self.raft.log().producers_learning() != Some(learning) {
-            self.warm(now);
-        }
-    }
-
     /// Takes in a message from another node.
     pub fn handle(&mut self, now: Instant, from: NodeId, message: Message) {
         self.raft.handle(now, from, message);
@@ -671,26 +615,13 @@ impl Node {
         self.drain(now);
     }
 
-    /// Moves Raft's outputs out, acting on those that concern clients, and
-    /// keeps the warm-up reading.
+    /// Moves Raft's outputs out, acting on those that concern clients.
     fn drain(&mut self, now: Instant) {
-        self.drain_raft(now);
-        if self.warm_read.is_none() && self.warming() {
-            self.warm(now);
-            self.drain_raft(now);
-        }
-    }
-
-    fn drain_raft(&mut self, now: Instant) {
         while let Some(output) = self.raft.poll_output() {
             match output {
                 RaftOutput::Read { id, result } => {
                     if self.scrub.read == Some(id) {
                         self.on_scrubbed(now, result);
-                    } else if let Some((_, learning)) =
-                        self.warm_read.filter(|(read, _)| *read == id)
-                    {
-                        self.on_warm_read(now, learning, result);
                     } else if let Some(consumer) = self.reads.remove(&id) {
                         self.on_consumed(consumer, result);
                     }
@@ -774,7 +705,7 @@ impl Node {
     /// Reads the next batch of committed entries back, if one is due and
     /// the last came back.
     fn scrub(&mut self, now: Instant) {
-        if !self.scrub.on || self.scrub.read.is_some() || self.scrub.due > now || self.warming() {
+        if !self.scrub.on || self.scrub.read.is_some() || self.scrub.due > now {
             return;
         }
         self.scrub.due = now + SCRUB_INTERVAL;

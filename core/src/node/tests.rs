@@ -263,8 +263,9 @@ fn produce_then_consume_anywhere() {
 }
 
 // A retried stamped batch is answered with where it landed, not stored
-// again; a gap in the sequence is refused; a restarted leader learns its
-// producers from its log before it takes stamped batches.
+// again; a gap in the sequence is refused; a restarted leader answers a
+// retry as soon as it leads again, with the original offsets (recovery
+// rebuilt its producers from its index slots: nothing to read back).
 #[test]
 fn stamped_batches_are_stored_once() {
     let mut cluster = Cluster::new(1);
@@ -303,7 +304,6 @@ fn stamped_batches_are_stored_once() {
     );
     cluster.start(node);
     let node = cluster.leader();
-    cluster.run_until(|c| !c.nodes[&node].warming());
     assert_eq!(
         cluster.ask(node, produce(&["c"], Some((9, 1)))),
         Reply::Produced {
@@ -324,9 +324,9 @@ fn stamped_batches_are_stored_once() {
 }
 
 // A restarted leader remembers a producer whose batches retention removed
-// (seed 60005616): the table comes from its log's last segment header, and
-// the warm-up reads back only that segment, so a retry is answered where
-// it landed, not stored again.
+// (seed 60005616): the table comes from its log's last segment header and
+// that segment's index slots, so from its start the node knows where a
+// retry landed, and answers it there, not storing it again.
 #[test]
 fn producers_outlive_retention_across_a_restart() {
     let log = LogConfig {
@@ -350,20 +350,14 @@ fn producers_outlive_retention_across_a_restart() {
     }
     let log = cluster.nodes[&node].raft().log();
     assert!(log.first_offset() > Offset(0), "9's batch is retained away");
-    let active_base = log.active_store().0.base;
+    let table = log.producers().clone();
     cluster.start(node);
-    assert!(cluster.nodes[&node].warming());
     assert_eq!(
-        cluster.nodes[&node]
-            .raft()
-            .log()
-            .producers_learning()
-            .map(|l| l.from),
-        Some(active_base),
-        "the warm-up reads back the last segment only"
+        cluster.nodes[&node].raft().log().producers(),
+        &table,
+        "known at once"
     );
     let node = cluster.leader();
-    cluster.run_until(|c| !c.nodes[&node].warming());
     assert_eq!(
         cluster.ask(node, produce(&["a"], Some((9, 0)))),
         first,

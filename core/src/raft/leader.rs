@@ -314,12 +314,8 @@ impl Raft {
         let last_index = self.log.first_index().prev();
         // The producer table goes with it: the follower keeps the batches
         // through `last_index`, and learns later ones from the entries that
-        // follow. A restarted log still learning its table sends at a later
-        // heartbeat.
-        let Some(producers) = self.log.producers() else {
-            return;
-        };
-        let state = producers.encode();
+        // follow.
+        let state = self.log.producers().encode();
         let last_term = self
             .log
             .term(last_index)

@@ -385,16 +385,6 @@ impl Raft {
         self.commit_offset
     }
 
-    /// Hands the log entries read back for its producer table's warm-up
-    /// (see [`Log::learn_producers`]); Raft has no say in the table.
-    pub fn learn_producers(
-        &mut self,
-        learning: crate::log::producers::Learning,
-        batch: &ReadBatch,
-    ) {
-        self.log.learn_producers(learning, batch);
-    }
-
     /// The timing (and, in tests, the bug switched on).
     pub fn config(&self) -> &RaftConfig {
         &self.config
