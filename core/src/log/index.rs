@@ -77,7 +77,7 @@ pub fn encode(relative: u32, slot: Slot) -> [u8; SLOT_BYTES] {
         out[20..28].copy_from_slice(&stamp.producer.to_le_bytes());
         out[28..36].copy_from_slice(&stamp.sequence.to_le_bytes());
     }
-    let crc = crc32c::crc32c(&out[..CRC_AT]);
+    let crc = cairn_proto::frame::crc32c(&[&out[..CRC_AT]]);
     out[CRC_AT..].copy_from_slice(&crc.to_le_bytes());
     out
 }
@@ -89,7 +89,7 @@ pub fn decode(relative: u32, bytes: &[u8]) -> Option<Slot> {
     let bytes: &[u8; SLOT_BYTES] = bytes.try_into().ok()?;
     let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
     let crc = u32::from_le_bytes(bytes[CRC_AT..].try_into().ok()?);
-    if crc != crc32c::crc32c(&bytes[..CRC_AT]) {
+    if crc != cairn_proto::frame::crc32c(&[&bytes[..CRC_AT]]) {
         return None;
     }
     if u32::from_le_bytes(bytes[0..4].try_into().ok()?) != relative {
@@ -214,20 +214,20 @@ mod tests {
         // slot with a stamp's bytes set is not a slot.
         let mut unflagged = good;
         unflagged[16] &= !STAMPED;
-        let crc = crc32c::crc32c(&unflagged[..CRC_AT]);
+        let crc = cairn_proto::frame::crc32c(&[&unflagged[..CRC_AT]]);
         unflagged[CRC_AT..].copy_from_slice(&crc.to_le_bytes());
         assert_eq!(decode(4, &unflagged), None, "a stamp without its flag");
         // An unknown kind under a valid CRC.
         let mut unknown = encode(4, slot(100, 3));
         unknown[16] = 0x7f;
-        let crc = crc32c::crc32c(&unknown[..CRC_AT]);
+        let crc = cairn_proto::frame::crc32c(&[&unknown[..CRC_AT]]);
         unknown[CRC_AT..].copy_from_slice(&crc.to_le_bytes());
         assert_eq!(decode(4, &unknown), None, "an unknown kind");
         assert_eq!(decode(4, &good[..SLOT_BYTES - 1]), None, "short");
         // A slot of the older 24-byte layout, read as this one.
         let mut old = [0u8; SLOT_BYTES];
         old[..20].copy_from_slice(&good[..20]);
-        let crc = crc32c::crc32c(&old[..20]);
+        let crc = cairn_proto::frame::crc32c(&[&old[..20]]);
         old[20..24].copy_from_slice(&crc.to_le_bytes());
         assert_eq!(decode(4, &old), None, "the older layout");
     }
