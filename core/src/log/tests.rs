@@ -547,8 +547,12 @@ fn the_index_is_checkpointed_by_bytes() {
     let records: Vec<Bytes> = (0..100)
         .map(|i| Bytes::from(format!("{i:0>1000}")))
         .collect();
+    // Each append is one frame of 25 pages; enough of them to cross a
+    // checkpoint and go one past it.
+    const FRAME: u64 = 25 * 4096;
+    let appends = INDEX_CHECKPOINT_BYTES.div_ceil(FRAME) + 1;
     let mut written = Vec::new();
-    for _ in 0..12 {
+    for _ in 0..appends {
         log.append(
             Instant::ZERO,
             vec![NewEntry::records(Term(1), records.clone())],
@@ -567,23 +571,31 @@ fn the_index_is_checkpointed_by_bytes() {
         written.push(disk.files[&index].len() / SLOT_BYTES);
     }
     // The first n entries span from the first one's start to the next
-    // one's (or the store's end): the first n reaching 1 MiB is indexed.
+    // one's (or the store's end): the first n reaching the checkpoint's
+    // size is indexed.
     let active = log.active();
     let start = |i: u64| {
         active
             .slot(LogIndex(i))
             .map_or(active.store_len, |slot| u64::from(slot.position))
     };
-    let crossing = (1..=12u64)
+    let crossing = (1..=appends)
         .find(|&n| start(n + 1) - start(1) >= INDEX_CHECKPOINT_BYTES)
-        .unwrap() as usize;
-    assert_eq!(crossing, 11, "frames of 25 pages: eleven reach 1 MiB");
-    let expected: Vec<usize> = (1..=12)
-        .map(|n| if n < crossing { 0 } else { crossing })
+        .unwrap();
+    assert_eq!(
+        crossing,
+        INDEX_CHECKPOINT_BYTES.div_ceil(FRAME),
+        "frames of 25 pages"
+    );
+    let expected: Vec<usize> = (1..=appends)
+        .map(|n| if n < crossing { 0 } else { crossing as usize })
         .collect();
     assert_eq!(written, expected);
     let recovered = disk.recover();
-    assert_eq!(recovered.segments[0].entries, 12, "the tail is scanned");
+    assert_eq!(
+        recovered.segments[0].entries, appends,
+        "the tail is scanned"
+    );
 }
 
 // Goal: a large write ends on a page boundary (a padding frame fills the
