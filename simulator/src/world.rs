@@ -1919,11 +1919,13 @@ fn write_line(line: &mut String, text: core::fmt::Arguments<'_>) {
     line.write_fmt(text).expect("a String takes any text");
 }
 
-/// Trace lines hashed from their fields: a message sent, a message taken
-/// in, a timer fired (nearly every line of a run).
 /// The most fields a hashed line has (a receipt: its head, the message,
 /// the receiver's summary).
 const LINE_WORDS_MAX: usize = 16;
+
+/// Trace lines hashed from their fields: a message sent, a message taken
+/// in, a timer fired, a client's request taken in and its answer sent
+/// (nearly every line of a run).
 const LINE_SEND: u64 = 1;
 const LINE_RECV: u64 = 2;
 const LINE_TIMEOUT: u64 = 3;
