@@ -689,38 +689,26 @@ impl World {
     /// by its text. The text reads `recv <wire> from <other>` or
     /// `send <wire> to <client>`.
     fn record_wire(&mut self, line: u64, node: NodeId, other: NodeId, wire: &Wire) {
-        let text = |out: &mut String| {
-            let now = self.now;
-            match (line, wire) {
-                (LINE_CLIENT_RECV, _) => {
-                    write_line(out, format_args!("{now} {node} recv {wire} from {other}"));
-                }
-                (_, Wire::Reply { client, .. }) => {
-                    write_line(out, format_args!("{now} {node} send {wire} to {client}"));
-                }
-                _ => write_line(out, format_args!("{now} {node} send {wire} to {other}")),
+        let now = self.now;
+        let text = |out: &mut String| match (line, wire) {
+            (LINE_CLIENT_RECV, _) => {
+                write_line(out, format_args!("{now} {node} recv {wire} from {other}"));
             }
-        };
-        let Some(words) = wire_words(wire) else {
-            let mut out = String::new();
-            text(&mut out);
-            self.hasher.update(out.as_bytes());
-            self.hasher.update(b"\n");
-            if let Some(trace) = &mut self.trace {
-                trace.push(out);
+            (_, Wire::Reply { client, .. }) => {
+                write_line(out, format_args!("{now} {node} send {wire} to {client}"));
             }
-            return;
+            _ => write_line(out, format_args!("{now} {node} send {wire} to {other}")),
         };
-        let head = [line, self.now.as_nanos(), node.0, other.0];
-        let mut kept = None;
-        if self.trace.is_some() {
-            let mut out = String::new();
-            text(&mut out);
-            kept = Some(out);
+        match wire_words(wire) {
+            Some(words) => {
+                let head = [line, now.as_nanos(), node.0, other.0];
+                self.record_fields(&[&head, &words], text);
+            }
+            None => {
+                text(&mut self.line);
+                self.end_line("");
+            }
         }
-        self.record_fields(&[&head, &words], |out| {
-            *out = kept.expect("formatted when kept");
-        });
     }
 
     /// Runs the safety phase, then the liveness phase.
