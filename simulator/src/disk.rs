@@ -8,7 +8,9 @@
 //! crash each unsynced change is independently kept, lost, or torn (only a
 //! prefix of a write that ends on a sector boundary survives), as the seed
 //! decides. It must never consult anything but its seed: the same seed and
-//! the same operations give the same disk, bit for bit.
+//! the same operations give the same disk, bit for bit. A read returns the
+//! bytes as they stand; it may share them with a recent write or a frozen
+//! file rather than copy them, never with anything a later change altered.
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
