@@ -627,8 +627,7 @@ impl Log {
                 .is_none_or(|s| s.kind != EntryKind::Config),
             "a configuration entry is followed by a segment that carries it"
         );
-        for pair in self.segments.iter().collect::<Vec<_>>().windows(2) {
-            let (a, b) = (pair[0], pair[1]);
+        for (a, b) in self.segments.iter().zip(self.segments.iter().skip(1)) {
             assert!(a.entries > 0, "only the active segment may be empty");
             assert!(a.next_index() <= b.base, "segments do not overlap");
             assert!(

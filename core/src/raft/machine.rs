@@ -991,8 +991,17 @@ impl Raft {
                 self.timers.deadline(Timer::Election).is_none(),
                 "a leader does not stand"
             );
+            // Sets of equal size, one within the other (no list is built:
+            // this runs after every step).
+            let members = &self.configuration;
+            let others = members.voters.0.len() + members.learners.len()
+                - usize::from(members.is_member(self.id));
             assert!(
-                leadership.progress.keys().copied().eq(self.other_members()),
+                leadership.progress.len() == others
+                    && leadership
+                        .progress
+                        .keys()
+                        .all(|&id| id != self.id && members.is_member(id)),
                 "a leader replicates to every other member, and only to them"
             );
             leadership.check_invariants(self.log.next_index());
