@@ -357,6 +357,15 @@ impl Cluster {
             .expect("a follower")
     }
 
+    /// The node that is neither `a` nor `b` (in a cluster of three).
+    fn third(&self, a: NodeId, b: NodeId) -> NodeId {
+        *self
+            .nodes
+            .keys()
+            .find(|&&id| id != a && id != b)
+            .expect("a third node")
+    }
+
     /// Proposes `batches` batches of `records` records at `leader` and runs
     /// until every node holds and has committed them.
     fn replicate(&mut self, leader: NodeId, batches: usize, records: usize) {
@@ -864,11 +873,7 @@ fn a_leader_never_counts_its_own_torn_entry() {
     let leader = elect(&mut cluster);
     cluster.replicate(leader, 2, 1); // a no-op, then i2 and i3
     let holder = cluster.follower_of(leader);
-    let other = *cluster
-        .nodes
-        .keys()
-        .find(|&&id| id != leader && id != holder)
-        .expect("a third node");
+    let other = cluster.third(leader, holder);
     // `holder` stores i4 and i5; only `leader` stores i6 (none synced).
     cluster.isolated.insert(other);
     cluster.syncs_held.insert(leader);
@@ -921,11 +926,7 @@ fn followers_replace_a_leader_that_cannot_send_its_torn_entry() {
     let leader = elect(&mut cluster);
     cluster.replicate(leader, 2, 1); // a no-op, then i2 and i3
     let first = cluster.follower_of(leader);
-    let other = *cluster
-        .nodes
-        .keys()
-        .find(|&&id| id != leader && id != first)
-        .expect("a third node");
+    let other = cluster.third(leader, first);
     // Only `leader` stores i4 and i5 (neither synced).
     cluster.isolated.extend([first, other]);
     cluster.syncs_held.insert(leader);
