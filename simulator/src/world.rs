@@ -222,6 +222,11 @@ impl WorldOptions {
     /// The bench's scenario: five voters on a network losing 1% of
     /// packets, clients producing about 100 records of 1 KiB a second, and
     /// the leader crashing every 5 s, restarted 2 s later, for a minute.
+    /// Segments of 1 MiB: the minute's 6 MB then fills six of them, as a
+    /// log that runs for long has sealed segments behind its active one
+    /// (with the default 128 MiB nothing would ever roll, and every
+    /// restart would scan the whole minute's log since its last index
+    /// checkpoint).
     pub fn bench() -> WorldOptions {
         let s = Duration::from_secs;
         let ms = Duration::from_millis;
@@ -232,6 +237,7 @@ impl WorldOptions {
         }
         let mut options = WorldOptions::scripted(5, s(60), script);
         options.network.loss_ratio = 0.01;
+        options.log.segment_bytes = 1024 * 1024;
         options.workload = WorkloadOptions {
             producers: 1,
             interval: ms(100),
