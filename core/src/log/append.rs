@@ -26,16 +26,36 @@ use crate::log::machine::{Appended, Log, Output, Pending};
 use crate::log::segment::Segment;
 use crate::time::Instant;
 
-/// Frames waiting to be written to the active segment.
+/// Frames waiting to be written to the active segment, and which entry
+/// of the append each one holds.
 struct Batch {
     frames: BytesMut,
     position: u64,
+    spans: Vec<(usize, std::ops::Range<usize>)>,
 }
 
 impl Log {
     /// Appends entries, stamped with `now`, and returns where they landed.
     /// They become durable with a later [`Output::Durable`].
     pub fn append(&mut self, now: Instant, entries: Vec<NewEntry>) -> Result<Appended, Error> {
+        self.append_framed(now, entries)
+            .map(|(appended, _)| appended)
+    }
+
+    /// Appends like [`Log::append`], and hands the entries back, each with
+    /// the frame it was stored as (see [`NewEntry::frame`]): a leader sends
+    /// those, and its followers store the same bytes.
+    ///
+    /// An entry that comes with a frame is stored as that frame, with the
+    /// time in it, when the frame is the entry at this position (its
+    /// index, offset, term, kind, records and stamp): it was framed by the
+    /// leader's log for the same place in the same history. Otherwise it is
+    /// framed afresh.
+    pub fn append_framed(
+        &mut self,
+        now: Instant,
+        mut entries: Vec<NewEntry>,
+    ) -> Result<(Appended, Vec<NewEntry>), Error> {
         self.check_append(&entries)?;
         let first = self.next_index();
         let first_offset = self.next_offset();
@@ -49,9 +69,10 @@ impl Log {
                     + (PAGE_BYTES as usize + FRAME_HEADER_BYTES)
             })
             .sum();
+        let mut frames: Vec<Option<Bytes>> = vec![None; entries.len()];
         let mut batch = self.start_batch(needed);
-        for new in &entries {
-            let meta = EntryMeta {
+        for (n, new) in entries.iter().enumerate() {
+            let fresh = EntryMeta {
                 index: self.next_index(),
                 term: new.term,
                 kind: new.kind,
@@ -60,7 +81,15 @@ impl Log {
                 time: now,
                 producer: new.producer,
             };
-            let frame_len = frame_len(&meta, new) as u64;
+            let stored = new
+                .frame
+                .as_ref()
+                .and_then(|frame| stored_as(&fresh, frame));
+            let meta = stored.unwrap_or(fresh);
+            let frame_len = match (stored, &new.frame) {
+                (Some(_), Some(frame)) => frame.len() as u64,
+                _ => frame_len(&meta, new) as u64,
+            };
             let padding_max = if frame_len >= ALIGN_FRAMES_ABOVE_BYTES {
                 PAGE_BYTES + FRAME_HEADER_BYTES as u64
             } else {
@@ -70,16 +99,33 @@ impl Log {
             if active.entries > 0
                 && active.store_len + padding_max + frame_len > self.config.segment_bytes
             {
-                self.flush(batch);
+                self.flush(batch, &mut frames);
                 let config = self.active().config.clone();
                 self.roll(config);
                 batch = self.start_batch(needed);
             }
-            self.push(&mut batch, &meta, new);
+            match (stored, &new.frame) {
+                (Some(_), Some(frame)) => {
+                    // Written as it is, between the frames framed here.
+                    self.flush(batch, &mut frames);
+                    let position = self.active().store_len;
+                    let write = DiskOp::Write {
+                        file: FileId::store(self.active().base),
+                        position,
+                        bytes: frame.clone(),
+                    };
+                    self.submit(write, Pending::Change);
+                    self.landed(&meta, frame_len);
+                    batch = self.start_batch(needed);
+                    self.pad_if_large(&mut batch, frame_len);
+                    frames[n] = Some(frame.clone());
+                }
+                _ => self.push(&mut batch, &meta, new, n),
+            }
             if new.kind == EntryKind::Config {
                 // A configuration entry ends its segment: the next one's
                 // header carries it (see `ConfigAt`).
-                self.flush(batch);
+                self.flush(batch, &mut frames);
                 let config = ConfigAt {
                     index: meta.index,
                     data: new.data.clone(),
@@ -88,15 +134,19 @@ impl Log {
                 batch = self.start_batch(needed);
             }
         }
-        self.flush(batch);
+        self.flush(batch, &mut frames);
         self.request_sync();
         self.apply_retention(now);
-        Ok(Appended {
+        for (entry, frame) in entries.iter_mut().zip(frames) {
+            entry.frame = frame;
+        }
+        let appended = Appended {
             first,
             last: self.next_index().prev(),
             first_offset,
             end_offset: self.next_offset(),
-        })
+        };
+        Ok((appended, entries))
     }
 
     fn check_append(&self, entries: &[NewEntry]) -> Result<(), Error> {
@@ -136,27 +186,13 @@ impl Log {
         Batch {
             frames,
             position: self.active().store_len,
+            spans: Vec::new(),
         }
     }
 
-    /// Frames the entry `meta` into the batch and adds it to the active
-    /// segment.
-    fn push(&mut self, batch: &mut Batch, meta: &EntryMeta, new: &NewEntry) {
-        let active = self.active_mut();
-        assert_eq!(
-            meta.index,
-            active.next_index(),
-            "entries are appended densely"
-        );
-        assert_eq!(meta.offset, active.next_offset, "offsets are dense");
-        let position = active.store_len;
-        let slot = Slot {
-            position: position as u32,
-            term: meta.term,
-            kind: meta.kind,
-            records: meta.records,
-            stamp: meta.producer,
-        };
+    /// Frames the `n`th entry of an append, `meta`, into the batch and adds
+    /// it to the active segment.
+    fn push(&mut self, batch: &mut Batch, meta: &EntryMeta, new: &NewEntry, n: usize) {
         let before = batch.frames.len();
         let payload = match meta.kind {
             EntryKind::Record => Payload::Records(&new.records),
@@ -164,6 +200,28 @@ impl Log {
         };
         encode_frame(meta, payload, &mut batch.frames);
         let frame_len = (batch.frames.len() - before) as u64;
+        batch.spans.push((n, before..batch.frames.len()));
+        self.landed(meta, frame_len);
+        self.pad_if_large(batch, frame_len);
+    }
+
+    /// Adds the entry `meta`, framed in `frame_len` bytes at the end of the
+    /// active store, to the active segment.
+    fn landed(&mut self, meta: &EntryMeta, frame_len: u64) {
+        let active = self.active_mut();
+        assert_eq!(
+            meta.index,
+            active.next_index(),
+            "entries are appended densely"
+        );
+        assert_eq!(meta.offset, active.next_offset, "offsets are dense");
+        let slot = Slot {
+            position: active.store_len as u32,
+            term: meta.term,
+            kind: meta.kind,
+            records: meta.records,
+            stamp: meta.producer,
+        };
         active
             .resident
             .as_mut()
@@ -171,9 +229,6 @@ impl Log {
             .push(slot);
         active.entries += 1;
         active.store_len += frame_len;
-        if frame_len >= ALIGN_FRAMES_ABOVE_BYTES {
-            active.store_len += pad_to_page(&mut batch.frames, active.store_len);
-        }
         active.last_term = meta.term;
         active.last_time = active.last_time.max(meta.time);
         active.next_offset = meta.end_offset();
@@ -181,11 +236,20 @@ impl Log {
         self.producers_appended(meta);
     }
 
-    /// Writes the batch's frames to the active segment. Its index slots
+    /// After a large frame, pads the store to the next page boundary.
+    fn pad_if_large(&mut self, batch: &mut Batch, frame_len: u64) {
+        if frame_len >= ALIGN_FRAMES_ABOVE_BYTES {
+            let active = self.active_mut();
+            active.store_len += pad_to_page(&mut batch.frames, active.store_len);
+        }
+    }
+
+    /// Writes the batch's frames to the active segment, and gives each
+    /// entry framed in it its frame. Its index slots
     /// follow once the entries are durable (`checkpoint_index`); the active
     /// segment's slots are resident, the file is only a hint, and recovery
     /// scans whatever tail it does not cover.
-    fn flush(&mut self, batch: Batch) {
+    fn flush(&mut self, batch: Batch, framed: &mut [Option<Bytes>]) {
         if batch.frames.is_empty() {
             return;
         }
@@ -193,6 +257,9 @@ impl Log {
         let mut frames = batch.frames;
         let bytes = frames.split().freeze();
         self.frame_buffer = frames;
+        for (n, span) in batch.spans {
+            framed[n] = Some(bytes.slice(span));
+        }
         let store = DiskOp::Write {
             file: FileId::store(base),
             position: batch.position,
@@ -457,6 +524,18 @@ fn pad_to_page(frames: &mut BytesMut, position: u64) -> u64 {
     frame::finish(frames, start);
     debug_assert_eq!((position + gap) % PAGE_BYTES, 0);
     gap
+}
+
+/// The metadata of `frame` if it is the entry `fresh` describes, framed
+/// by another log (the same place in the same history, any time);
+/// `None` if it is not, or not a whole entry frame.
+fn stored_as(fresh: &EntryMeta, frame: &Bytes) -> Option<EntryMeta> {
+    let (meta, len) = EntryMeta::peek(frame).ok()?;
+    let same = EntryMeta {
+        time: fresh.time,
+        ..meta
+    };
+    (same == *fresh && len == frame.len()).then_some(meta)
 }
 
 /// Bytes the frame of the entry `meta` holding `new` will take.

@@ -53,7 +53,13 @@ impl EntryKind {
 /// A client entry is a batch of records, framed and checksummed once: the
 /// per-record cost of a frame (a CRC32C pass and a header) would otherwise
 /// dominate small records. Each record still takes its own offset.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Once a log has appended an entry, it may hand it back with `frame`: the
+/// bytes it stored. A follower's log stores such a frame as it is, with the
+/// leader's time, rather than framing the entry again: every replica then
+/// holds the same bytes, and the record bytes are copied and checksummed
+/// once in the cluster, not once per replica.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NewEntry {
     /// The Raft term it was created in.
     pub term: Term,
@@ -65,7 +71,27 @@ pub struct NewEntry {
     pub records: Vec<Bytes>,
     /// For a batch from an idempotent producer, its stamp.
     pub producer: Option<Stamp>,
+    /// The frame a log stored this entry as (metadata, payload and CRC),
+    /// set only by [`crate::log::Log`] itself. It never travels on a wire
+    /// (it is not serialized): it is trusted as the log's own encoding,
+    /// and it is the entry wherever it is set.
+    #[serde(skip)]
+    pub(crate) frame: Option<Bytes>,
 }
+
+/// Equal entries hold the same things; whether one carries its frame is
+/// not part of what it is.
+impl PartialEq for NewEntry {
+    fn eq(&self, other: &NewEntry) -> bool {
+        self.term == other.term
+            && self.kind == other.kind
+            && self.data == other.data
+            && self.records == other.records
+            && self.producer == other.producer
+    }
+}
+
+impl Eq for NewEntry {}
 
 impl NewEntry {
     /// A batch of client records.
@@ -76,6 +102,7 @@ impl NewEntry {
             data: Bytes::new(),
             records,
             producer: None,
+            frame: None,
         }
     }
 
@@ -87,6 +114,7 @@ impl NewEntry {
             data: Bytes::new(),
             records: Vec::new(),
             producer: None,
+            frame: None,
         }
     }
 
@@ -98,6 +126,7 @@ impl NewEntry {
             data,
             records: Vec::new(),
             producer: None,
+            frame: None,
         }
     }
 
@@ -106,6 +135,7 @@ impl NewEntry {
         assert_eq!(self.kind, EntryKind::Record, "only batches are stamped");
         NewEntry {
             producer: Some(stamp),
+            frame: None,
             ..self
         }
     }

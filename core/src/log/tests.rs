@@ -644,6 +644,106 @@ fn large_writes_end_on_a_page() {
     assert_eq!(got, expected);
 }
 
+/// The store writes among `ops`, as (position, bytes).
+fn store_writes(ops: &[(IoId, DiskOp)]) -> Vec<(u64, Bytes)> {
+    ops.iter()
+        .filter_map(|(_, op)| match op {
+            DiskOp::Write {
+                file,
+                position,
+                bytes,
+            } if file.kind == crate::log::disk::FileKind::Store => Some((*position, bytes.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Performs `ops` on `disk` and tells `log` they completed.
+fn perform(log: &mut Log, disk: &mut MapDisk, ops: Vec<(IoId, DiskOp)>) {
+    for (io, op) in ops {
+        let outcome = disk.perform(&op);
+        log.handle(
+            Instant::ZERO,
+            Input::Disk {
+                io,
+                result: Ok(outcome),
+            },
+        );
+    }
+    drive(log, disk);
+}
+
+/// The times of the entries from `first` on, as read back.
+fn times(log: &mut Log, disk: &mut MapDisk, first: u64) -> Vec<u64> {
+    log.read(ReadId(7), ReadFrom::Index(LogIndex(first)), 1000, 1 << 20)
+        .unwrap();
+    drive(log, disk)
+        .into_iter()
+        .filter_map(|output| match output {
+            Output::Read { result, .. } => Some(result.unwrap().entries),
+            _ => None,
+        })
+        .flatten()
+        .map(|entry| entry.time.as_nanos())
+        .collect()
+}
+
+// Goal: a follower stores the frames its leader's log stored, as they are
+// (the same bytes, shared, with the leader's time), small and large ones
+// alike; a frame offered at another place in the log is framed afresh.
+#[test]
+fn a_follower_stores_its_leaders_frames() {
+    let (mut leader, mut leader_disk) = fresh(LogConfig::default());
+    let large: Vec<Bytes> = (0..100)
+        .map(|i| Bytes::from(format!("{i:0>1000}")))
+        .collect();
+    let entries = vec![
+        record(1, "small"),
+        NewEntry::records(Term(1), large),
+        record(1, "after"),
+    ];
+    let leader_time = Instant::from_nanos(5_000);
+    let (_, framed) = leader.append_framed(leader_time, entries).unwrap();
+    drive(&mut leader, &mut leader_disk);
+    let frames: Vec<Bytes> = framed.iter().map(|e| e.frame.clone().unwrap()).collect();
+
+    let (mut follower, mut disk) = fresh(LogConfig::default());
+    follower
+        .append_framed(Instant::from_nanos(9_000), framed.clone())
+        .unwrap();
+    let done = ops(&mut follower);
+    let writes = store_writes(&done);
+    for frame in &frames {
+        assert!(
+            writes
+                .iter()
+                .any(|(_, w)| w.as_ptr() == frame.as_ptr() && w.len() == frame.len()),
+            "the leader's frame is written as it is"
+        );
+    }
+    perform(&mut follower, &mut disk, done);
+    assert_eq!(follower.active().store_len, leader.active().store_len);
+    assert_eq!(times(&mut follower, &mut disk, 1), [5_000; 3]);
+
+    // One entry ahead, the same frames are at another place: framed afresh.
+    let (mut other, mut other_disk) = fresh(LogConfig::default());
+    other.append(Instant::ZERO, vec![noop(1)]).unwrap();
+    drive(&mut other, &mut other_disk);
+    other
+        .append_framed(Instant::from_nanos(9_000), framed)
+        .unwrap();
+    let done = ops(&mut other);
+    let writes = store_writes(&done);
+    assert!(
+        frames.iter().all(|frame| writes
+            .iter()
+            .all(|(_, w)| !w.as_ref().as_ptr_range().contains(&frame.as_ptr()))),
+        "no frame is shared"
+    );
+    perform(&mut other, &mut other_disk, done);
+    assert_eq!(times(&mut other, &mut other_disk, 2), [9_000; 3]);
+}
+
 // Goal: sealed segments that end with padding are still trusted in O(1) at
 // start-up: a clean restart repairs nothing and leaves them on disk.
 #[test]

@@ -220,7 +220,7 @@ impl Raft {
                 let new: Vec<NewEntry> = entries.drain(append_from..).collect();
                 if !new.is_empty() {
                     match self.append_to_log(now, new) {
-                        Ok(appended) => assert_eq!(
+                        Ok((appended, _)) => assert_eq!(
                             appended.last, through,
                             "appended where the leader's entries go"
                         ),

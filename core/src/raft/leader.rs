@@ -230,7 +230,9 @@ impl Raft {
                 entry.term
             );
         }
-        let appended = self.append_to_log(now, entries.clone())?;
+        // The cache keeps each entry with its frame: followers store the
+        // very bytes this log stored.
+        let (appended, entries) = self.append_to_log(now, entries)?;
         let leadership = self.leadership.as_mut().expect("leading");
         for entry in entries {
             leadership.cache_push(entry);

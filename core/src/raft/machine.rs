@@ -893,14 +893,15 @@ impl Raft {
     }
 
     /// Appends to the log (which learns the stamped batches among the
-    /// entries itself: see `log::producers`).
+    /// entries itself: see `log::producers`), and hands the entries back
+    /// with the frames they were stored as.
     pub(super) fn append_to_log(
         &mut self,
         now: Instant,
         entries: Vec<crate::log::entry::NewEntry>,
-    ) -> Result<Appended, Error> {
+    ) -> Result<(Appended, Vec<crate::log::entry::NewEntry>), Error> {
         let configures = entries.iter().any(|e| e.kind == EntryKind::Config);
-        let appended = self.log.append(now, entries)?;
+        let appended = self.log.append_framed(now, entries)?;
         if configures {
             self.refresh_configuration();
         }
