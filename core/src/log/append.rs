@@ -32,6 +32,8 @@ struct Batch {
     frames: BytesMut,
     position: u64,
     spans: Vec<(usize, std::ops::Range<usize>)>,
+    /// Bytes to reserve before the first frame is framed here.
+    needed: usize,
 }
 
 impl Log {
@@ -180,19 +182,24 @@ impl Log {
         // append costs no fresh allocation and no page faults. While the
         // driver still holds them (a disk model keeping unsynced writes),
         // only what this append needs is allocated.
+        // Reserved at the first frame: a batch that only carries frames
+        // stored elsewhere (a follower's) needs no buffer.
         let mut frames = std::mem::take(&mut self.frame_buffer);
         frames.clear();
-        frames.reserve(needed);
         Batch {
             frames,
             position: self.active().store_len,
             spans: Vec::new(),
+            needed,
         }
     }
 
     /// Frames the `n`th entry of an append, `meta`, into the batch and adds
     /// it to the active segment.
     fn push(&mut self, batch: &mut Batch, meta: &EntryMeta, new: &NewEntry, n: usize) {
+        if batch.spans.is_empty() {
+            batch.frames.reserve(batch.needed);
+        }
         let before = batch.frames.len();
         let payload = match meta.kind {
             EntryKind::Record => Payload::Records(&new.records),
