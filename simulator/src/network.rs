@@ -13,7 +13,8 @@
 //! delay; a loss ratio overrides the network's. A partition cuts every link
 //! between two sides both ways; a node on neither side bridges them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use cairn_core::ids::NodeId;
 use cairn_core::rng::{Rng, Stream};
@@ -96,7 +97,12 @@ pub struct NetworkStats {
 pub struct Network<M> {
     options: NetworkOptions,
     rng: ChaCha8Rng,
-    in_flight: BTreeMap<(Instant, u64), Packet<M>>,
+    /// Packets in flight, by (delivery time, send sequence), each naming
+    /// its slot in `packets`: the heap moves small keys, packets stay put.
+    in_flight: BinaryHeap<Reverse<(Instant, u64, usize)>>,
+    packets: Vec<Option<Packet<M>>>,
+    /// Slots of `packets` free for the next packet.
+    free: Vec<usize>,
     sequence: u64,
     cut: BTreeSet<(NodeId, NodeId)>,
     clogged: BTreeMap<(NodeId, NodeId), Duration>,
@@ -115,7 +121,9 @@ impl<M: Clone> Network<M> {
         Network {
             options,
             rng: Rng::new(seed).stream(Stream::World),
-            in_flight: BTreeMap::new(),
+            in_flight: BinaryHeap::new(),
+            packets: Vec::new(),
+            free: Vec::new(),
             sequence: 0,
             cut: BTreeSet::new(),
             clogged: BTreeMap::new(),
@@ -185,20 +193,33 @@ impl<M: Clone> Network<M> {
 
     fn schedule(&mut self, packet: Packet<M>) {
         self.sequence += 1;
-        let previous = self.in_flight.insert((packet.at, self.sequence), packet);
-        assert!(previous.is_none(), "sequence numbers are unique");
+        let at = packet.at;
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                assert!(self.packets[slot].is_none(), "a free slot holds nothing");
+                self.packets[slot] = Some(packet);
+                slot
+            }
+            None => {
+                self.packets.push(Some(packet));
+                self.packets.len() - 1
+            }
+        };
+        self.in_flight.push(Reverse((at, self.sequence, slot)));
     }
 
     /// When the next packet is due, if any is in flight.
     pub fn next_delivery(&self) -> Option<Instant> {
-        self.in_flight.keys().next().map(|(at, _)| *at)
+        self.in_flight.peek().map(|Reverse((at, _, _))| *at)
     }
 
     /// The next packet due at or before `now`, in (time, send order).
     /// Packets due on a link cut since they were sent are dropped.
     pub fn poll_delivery(&mut self, now: Instant) -> Option<Packet<M>> {
         while self.next_delivery().is_some_and(|at| at <= now) {
-            let (_, packet) = self.in_flight.pop_first().expect("a packet is due");
+            let Reverse((_, _, slot)) = self.in_flight.pop().expect("a packet is due");
+            let packet = self.packets[slot].take().expect("a packet in flight has its slot");
+            self.free.push(slot);
             if self.cut.contains(&(packet.from, packet.to)) {
                 self.stats.cut += 1;
                 continue;
