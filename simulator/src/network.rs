@@ -218,7 +218,9 @@ impl<M: Clone> Network<M> {
     pub fn poll_delivery(&mut self, now: Instant) -> Option<Packet<M>> {
         while self.next_delivery().is_some_and(|at| at <= now) {
             let Reverse((_, _, slot)) = self.in_flight.pop().expect("a packet is due");
-            let packet = self.packets[slot].take().expect("a packet in flight has its slot");
+            let packet = self.packets[slot]
+                .take()
+                .expect("a packet in flight has its slot");
             self.free.push(slot);
             if self.cut.contains(&(packet.from, packet.to)) {
                 self.stats.cut += 1;
