@@ -195,6 +195,9 @@ struct Inode {
     unsynced: Vec<Change>,
     /// Bytes of room it is given when created or rebuilt.
     room: usize,
+    /// Whether a change since the last sync did more than append past
+    /// the synced length (see `only_appended`), kept as changes come.
+    rewritten: bool,
     /// The last writes, where their bytes still stand in `current` as
     /// written: a read within one of them shares its bytes instead of
     /// copying them (a consumer following the log, or a follower catching
@@ -227,6 +230,7 @@ impl Inode {
     }
 
     fn write(&mut self, position: u64, bytes: &Bytes) {
+        self.rewritten |= (position as usize) < self.synced_len;
         let old_len = self.current.len();
         let start = (position as usize).min(old_len);
         let stop = (position as usize + bytes.len()).min(old_len);
@@ -247,6 +251,7 @@ impl Inode {
     }
 
     fn truncate(&mut self, len: u64) {
+        self.rewritten = true;
         let old_len = self.current.len();
         let old = self
             .current
@@ -278,6 +283,7 @@ impl Inode {
     }
 
     fn sync(&mut self) {
+        self.rewritten = false;
         self.unsynced.clear();
         self.synced_len = self.current.len();
     }
@@ -331,6 +337,11 @@ pub struct SimDisk {
     stats: DiskStats,
     /// Bumped by every change to what a crash would leave.
     durable_version: u64,
+    /// Inodes whose unsynced changes did more than append.
+    rewritten: usize,
+    /// Whether a name was created or deleted since the last directory
+    /// sync (the names may then differ from the durable ones).
+    names_changed: bool,
     /// Bytes a store file is given room for when it is created or rebuilt
     /// (address space only: pages are touched as they are written), so
     /// that appends never copy a growing file.
@@ -357,6 +368,8 @@ impl SimDisk {
             read_faults: Vec::new(),
             stats: DiskStats::default(),
             durable_version: 0,
+            rewritten: 0,
+            names_changed: false,
             store_capacity: 0,
         }
     }
@@ -385,18 +398,23 @@ impl SimDisk {
             } => self.write(*file, *position, bytes),
             DiskOp::Sync { file } => self.sync(*file),
             DiskOp::Truncate { file, len } => {
-                self.inode_mut(&Key::Log(*file))?.truncate(*len);
+                let inode = self.inode_mut(&Key::Log(*file))?;
+                let was = inode.rewritten;
+                inode.truncate(*len);
+                self.rewritten += usize::from(!was);
                 Ok(DiskOutcome::Done)
             }
             DiskOp::Delete { file } => {
                 self.names
                     .remove(&Key::Log(*file))
                     .ok_or(DiskError::NotFound)?;
+                self.names_changed = true;
                 Ok(DiskOutcome::Done)
             }
             DiskOp::SyncDir => {
                 self.durable_version += 1;
                 self.durable_names = self.names.clone();
+                self.names_changed = false;
                 Ok(DiskOutcome::Done)
             }
             DiskOp::Read {
@@ -424,6 +442,7 @@ impl SimDisk {
         self.inodes.insert(inode, file);
         self.label(&key);
         self.names.insert(key, inode);
+        self.names_changed = true;
         Ok(DiskOutcome::Done)
     }
 
@@ -446,7 +465,11 @@ impl SimDisk {
         if self.no_space {
             return Err(DiskError::NoSpace);
         }
-        self.inode_mut(&Key::Log(file))?.write(position, bytes);
+        let inode = self.inode_mut(&Key::Log(file))?;
+        let was = inode.rewritten;
+        inode.write(position, bytes);
+        let now = inode.rewritten;
+        self.rewritten += usize::from(now && !was);
         self.stats.writes += 1;
         self.stats.bytes_written += bytes.len() as u64;
         Ok(DiskOutcome::Done)
@@ -458,7 +481,9 @@ impl SimDisk {
         if fail {
             return Err(DiskError::Io);
         }
+        let was = inode.rewritten;
         inode.sync();
+        self.rewritten -= usize::from(was);
         self.stats.syncs += 1;
         self.durable_version += 1;
         Ok(DiskOutcome::Done)
@@ -529,6 +554,8 @@ impl SimDisk {
             inode.recent.clear();
             inode.sync();
         }
+        self.rewritten = 0;
+        self.names_changed = false;
         self.no_space = false;
         self.fail_next_sync = false;
         report
@@ -669,6 +696,7 @@ impl SimDisk {
                 unsynced: Vec::new(),
                 room: 0,
                 recent: VecDeque::new(),
+                rewritten: false,
             },
         );
         let key = Key::of(name);
@@ -720,8 +748,18 @@ impl SimDisk {
     /// the directory is as last synced, and every change since a file's
     /// last sync only appended to it (a crash could bring cut bytes back,
     /// or keep the old bytes under an overwrite, such as a repair's).
+    /// Kept as changes come: no name created or deleted since the last
+    /// directory sync (a name created and deleted again counts, so this
+    /// may answer no where the names are the same: a slower check then
+    /// recovers the durable files), and no inode rewritten.
     pub fn durable_is_prefix(&self) -> bool {
-        self.names == self.durable_names && self.inodes.values().all(Inode::only_appended)
+        debug_assert_eq!(
+            self.rewritten == 0,
+            self.inodes.values().all(Inode::only_appended),
+            "the count of rewritten inodes is kept exactly"
+        );
+        debug_assert!(self.names_changed || self.names == self.durable_names);
+        !self.names_changed && self.rewritten == 0
     }
 
     /// A number that changes whenever what a crash would leave changes (a
