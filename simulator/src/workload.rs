@@ -373,17 +373,21 @@ impl Workload {
             }
             let count = self.rng.random_range(1..=self.options.batch_max);
             let producer = &self.producers[position];
+            // The batch's name, formatted once; each record adds its number.
+            let mut name = Vec::with_capacity(48);
+            write!(
+                name,
+                "s{}-p{}-b{}-r",
+                self.seed, producer.n, producer.sequence
+            )
+            .expect("writing to memory");
             let records: Vec<Bytes> = (0..count)
                 .map(|i| {
                     // Built in place, at its final size: a record is a
                     // name padded with dots.
-                    let mut record = Vec::with_capacity(self.options.record_bytes);
-                    write!(
-                        record,
-                        "s{}-p{}-b{}-r{i}",
-                        self.seed, producer.n, producer.sequence
-                    )
-                    .expect("writing to memory");
+                    let mut record = Vec::with_capacity(self.options.record_bytes.max(48));
+                    record.extend_from_slice(&name);
+                    write!(record, "{i}").expect("writing to memory");
                     if record.len() < self.options.record_bytes {
                         record.resize(self.options.record_bytes, b'.');
                     }
