@@ -762,6 +762,12 @@ impl SimDisk {
         !self.names_changed && self.rewritten == 0
     }
 
+    /// Whether the disk holds just what a crash would leave: no file has
+    /// an unsynced change, and the names are as last synced.
+    pub fn at_rest(&self) -> bool {
+        self.names == self.durable_names && self.inodes.values().all(|i| i.unsynced.is_empty())
+    }
+
     /// A number that changes whenever what a crash would leave changes (a
     /// sync, a directory sync, a crash, planted damage): equal versions
     /// mean equal durable contents.

@@ -25,7 +25,7 @@ use cairn_core::limits::PAGE_BYTES;
 use cairn_core::log::disk::{DiskOp, DiskRequest, FileId, FoundFile};
 use cairn_core::log::entry::ConfigAt;
 use cairn_core::log::machine::Log;
-use cairn_core::log::recovery;
+use cairn_core::log::recovery::{self, Recovered};
 use cairn_core::node::machine::{Node, Output as NodeOutput, Reply, Request};
 use cairn_core::raft::election::LastEntry;
 use cairn_core::raft::machine::{Output, Raft, RaftConfig, Role, RoleSummary};
@@ -356,9 +356,9 @@ struct SimNode {
     restarts: u64,
     /// Disk operations waiting, in order, each with when it completes.
     io: std::collections::VecDeque<(Instant, DiskRequest)>,
-    /// The log its disk would recover now, and the disk's durable version
-    /// it was recovered at.
-    durable: Option<(u64, Log)>,
+    /// What its disk would recover now and the log that starts from it,
+    /// and the disk's durable version they were recovered at.
+    durable: Option<(u64, Recovered, Log)>,
     /// The Raft state its disk would recover now, and the disk's durable
     /// version it was read at.
     durable_state: Option<(u64, state::HardState)>,
@@ -610,7 +610,20 @@ impl World {
         let node = &mut self.nodes[position];
         let found = node.disk.found_files();
         let recovered = state::recover(&found).expect("one copy of the state survives a crash");
-        let files = recovery::recover(&found).expect("a crash leaves a recoverable log");
+        // A disk at rest holds what a crash would leave: what the checkers
+        // recovered from its durable files is what a start recovers.
+        let version = node.disk.durable_version();
+        let files = match &node.durable {
+            Some((v, files, _)) if *v == version && node.disk.at_rest() => {
+                debug_assert_eq!(
+                    Ok(files),
+                    recovery::recover(&found).as_ref(),
+                    "a disk at rest recovers as its durable files did"
+                );
+                files.clone()
+            }
+            _ => recovery::recover(&found).expect("a crash leaves a recoverable log"),
+        };
         let notes = files.notes.clone();
         let log =
             Log::new(self.options.log.clone(), files, self.now).expect("a recovered log starts");
@@ -1379,14 +1392,15 @@ impl World {
     fn durable_log(&mut self, position: usize) -> &Log {
         let node = &mut self.nodes[position];
         let version = node.disk.durable_version();
-        if node.durable.as_ref().is_none_or(|(v, _)| *v != version) {
+        if node.durable.as_ref().is_none_or(|(v, _, _)| *v != version) {
             let durable = node.disk.durable_files();
-            let log = recovery::recover(&durable.found())
-                .and_then(|files| Log::new(self.options.log.clone(), files, self.now))
-                .expect("a crash leaves a recoverable log");
-            node.durable = Some((version, log));
+            let files =
+                recovery::recover(&durable.found()).expect("a crash leaves a recoverable log");
+            let log = Log::new(self.options.log.clone(), files.clone(), self.now)
+                .expect("a recovered log starts");
+            node.durable = Some((version, files, log));
         }
-        &node.durable.as_ref().expect("just set").1
+        &node.durable.as_ref().expect("just set").2
     }
 
     /// The last entry a crash would leave in the node's log now, and
