@@ -39,6 +39,21 @@ pub struct WorkloadOptions {
     pub record_bytes: usize,
 }
 
+/// The records of the last read-back checked one by one, from `first` on
+/// (a read-back's offsets are dense: one record per offset).
+#[derive(Default)]
+struct ReadBack {
+    first: Offset,
+    records: Vec<Bytes>,
+}
+
+impl ReadBack {
+    fn get(&self, offset: Offset) -> Option<&Bytes> {
+        let at = offset.0.checked_sub(self.first.0)?;
+        self.records.get(usize::try_from(at).ok()?)
+    }
+}
+
 /// Whether two records hold the same bytes. Records the replicas read
 /// back share the frames their leader stored (and the ledger's records are
 /// the ones acknowledged), so most pairs are one slice of memory, equal
@@ -126,10 +141,10 @@ pub struct Workload {
     acked: BTreeMap<Offset, Bytes>,
     /// Records the following consumer has seen, by number.
     consumed: Vec<bool>,
-    /// Records a node's read-back passed every check with, by offset:
-    /// another node serving the very same records at the same offsets
-    /// passes the per-record checks too.
-    read_back: BTreeMap<Offset, Bytes>,
+    /// The records the last node whose read-back was checked record by
+    /// record passed every check with: another node serving the very same
+    /// records at the same offsets passes the per-record checks too.
+    read_back: ReadBack,
     /// Every committed entry's term as first seen, and the term of the
     /// node that first reported it committed (an upper bound on the term
     /// in which it was committed).
@@ -186,7 +201,7 @@ impl Workload {
             produced: BTreeMap::new(),
             acked: BTreeMap::new(),
             consumed: Vec::new(),
-            read_back: BTreeMap::new(),
+            read_back: ReadBack::default(),
             committed: BTreeMap::new(),
             checked: BTreeMap::new(),
             producing: true,
@@ -692,7 +707,7 @@ impl Workload {
         }
         let known = records.iter().all(|(offset, record)| {
             self.read_back
-                .get(offset)
+                .get(*offset)
                 .is_some_and(|known| same_bytes(known, record))
         });
         let mut seen = vec![false; self.produced.len()];
@@ -733,7 +748,10 @@ impl Workload {
             );
         }
         if !known {
-            self.read_back.extend(records.iter().cloned());
+            self.read_back = ReadBack {
+                first,
+                records: records.iter().map(|(_, record)| record.clone()).collect(),
+            };
         }
         Ok(())
     }
