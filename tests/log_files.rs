@@ -234,7 +234,7 @@ fn run_on_files(ops: &[Op]) {
                     .iter()
                     .map(|&len| {
                         seq += 1;
-                        record(seq, usize::from(len)).records.remove(0)
+                        record(seq, usize::from(len)).records[0].clone()
                     })
                     .collect();
                 let appended = log

@@ -159,7 +159,7 @@ impl Run {
             self.model
                 .indexes
                 .insert(index, (offset, entry.records.len() as u32));
-            for record in entry.records {
+            for record in entry.records.iter().cloned() {
                 self.model.records.insert(offset, record);
                 offset += 1;
             }

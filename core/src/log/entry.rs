@@ -10,6 +10,8 @@
 //! a slice of the buffer it was read into; a batch costs one frame and one
 //! checksum however many records it holds.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 use cairn_proto::frame::{self, FrameKind};
 use cairn_proto::FrameError;
@@ -68,7 +70,9 @@ pub struct NewEntry {
     /// For Raft's own entries, their bytes; empty for a batch of records.
     pub data: Bytes,
     /// For a batch, its records (at least one); none for Raft's own entries.
-    pub records: Vec<Bytes>,
+    /// Shared: a leader sends the same entry to every follower, and a copy
+    /// costs one reference count, not one per record.
+    pub records: Arc<[Bytes]>,
     /// For a batch from an idempotent producer, its stamp.
     pub producer: Option<Stamp>,
     /// The frame a log stored this entry as (metadata, payload and CRC),
@@ -100,7 +104,7 @@ impl NewEntry {
             term,
             kind: EntryKind::Record,
             data: Bytes::new(),
-            records,
+            records: records.into(),
             producer: None,
             frame: None,
         }
@@ -112,7 +116,7 @@ impl NewEntry {
             term,
             kind: EntryKind::Noop,
             data: Bytes::new(),
-            records: Vec::new(),
+            records: Arc::new([]),
             producer: None,
             frame: None,
         }
@@ -124,7 +128,7 @@ impl NewEntry {
             term,
             kind: EntryKind::Config,
             data,
-            records: Vec::new(),
+            records: Arc::new([]),
             producer: None,
             frame: None,
         }
