@@ -54,10 +54,9 @@ impl ReadBack {
     }
 }
 
-/// Whether two records hold the same bytes. Records the replicas read
-/// back share the frames their leader stored (and the ledger's records are
-/// the ones acknowledged), so most pairs are one slice of memory, equal
-/// without a byte compared.
+/// Whether two records hold the same bytes. A record acknowledged and the
+/// record produced are one slice of memory, equal without a byte compared
+/// (a replica's record read back is its own disk's copy, and is compared).
 fn same_bytes(a: &Bytes, b: &Bytes) -> bool {
     (a.as_ptr() == b.as_ptr() && a.len() == b.len()) || a == b
 }
