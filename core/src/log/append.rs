@@ -83,15 +83,13 @@ impl Log {
                 time: now,
                 producer: new.producer,
             };
-            let stored = new
+            // The leader's frame, if it is this very entry here.
+            let verbatim = new
                 .frame
                 .as_ref()
-                .and_then(|frame| stored_as(&fresh, frame));
-            let meta = stored.unwrap_or(fresh);
-            let frame_len = match (stored, &new.frame) {
-                (Some(_), Some(frame)) => frame.len() as u64,
-                _ => frame_len(&meta, new) as u64,
-            };
+                .and_then(|frame| Some((stored_as(&fresh, frame)?, frame)));
+            let meta = verbatim.map_or(fresh, |(meta, _)| meta);
+            let frame_len = verbatim.map_or_else(|| frame_len(&meta, new), |(_, f)| f.len()) as u64;
             let padding_max = if frame_len >= ALIGN_FRAMES_ABOVE_BYTES {
                 PAGE_BYTES + FRAME_HEADER_BYTES as u64
             } else {
@@ -106,8 +104,8 @@ impl Log {
                 self.roll(config);
                 batch = self.start_batch(needed);
             }
-            match (stored, &new.frame) {
-                (Some(_), Some(frame)) => {
+            match verbatim {
+                Some((_, frame)) => {
                     // Written as it is, between the frames framed here.
                     self.flush(batch, &mut frames);
                     let position = self.active().store_len;
@@ -122,7 +120,7 @@ impl Log {
                     self.pad_if_large(&mut batch, frame_len);
                     frames[n] = Some(frame.clone());
                 }
-                _ => self.push(&mut batch, &meta, new, n),
+                None => self.push(&mut batch, &meta, new, n),
             }
             if new.kind == EntryKind::Config {
                 // A configuration entry ends its segment: the next one's
@@ -178,12 +176,12 @@ impl Log {
 
     fn start_batch(&mut self, needed: usize) -> Batch {
         // The buffer is reused: once the driver drops the bytes of the
-        // previous write, `reserve` takes the same memory back, so a large
-        // append costs no fresh allocation and no page faults. While the
-        // driver still holds them (a disk model keeping unsynced writes),
-        // only what this append needs is allocated.
-        // Reserved at the first frame: a batch that only carries frames
-        // stored elsewhere (a follower's) needs no buffer.
+        // previous write, `reserve` (at the batch's first frame) takes the
+        // same memory back, so a large append costs no fresh allocation
+        // and no page faults. While the driver still holds them (a disk
+        // model keeping unsynced writes), only what this append needs is
+        // allocated; a batch that frames nothing (a follower storing its
+        // leader's frames) allocates nothing.
         let mut frames = std::mem::take(&mut self.frame_buffer);
         frames.clear();
         Batch {
