@@ -1464,6 +1464,29 @@ impl World {
         (last, holds_entry(log, last.index, index, term), config)
     }
 
+    /// Whether a crash now would leave entry `index` in the node's log (or
+    /// leave it retained away, after it was committed): one frame asked of
+    /// the disk while what a crash leaves is a prefix of the log.
+    fn durable_holds_index(&mut self, position: usize, index: LogIndex) -> bool {
+        let node = &self.nodes[position];
+        if let Some(machine) = node.node.as_ref().filter(|_| node.durable_is_prefix()) {
+            let log = machine.raft().log();
+            if index >= log.next_index() {
+                return false;
+            }
+            if index < log.first_index() {
+                return true;
+            }
+            if log.term(index).is_some() {
+                return match log.frame_end(index) {
+                    Some((file, end)) => node.disk.durable_through(file, end),
+                    None => true, // A sealed segment, synced when it was sealed.
+                };
+            }
+        }
+        self.durable_log(position).next_index() > index
+    }
+
     /// Whether a crash now would leave the record at `offset` in the node's
     /// log (or leave it retained away, after it was committed).
     fn durable_holds_offset(&mut self, position: usize, offset: cairn_core::ids::Offset) -> bool {
@@ -1641,8 +1664,8 @@ impl World {
             ..
         } = envelope.message
         {
-            let (durable, _, _) = self.durable_last(position, through, term);
-            if through > durable.index {
+            if !self.durable_holds_index(position, through) {
+                let (durable, _, _) = self.durable_last(position, through, term);
                 let what = format!(
                     "{} said it stores {through} with its disk holding up to {}",
                     self.nodes[position].id, durable.index
