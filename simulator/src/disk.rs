@@ -468,8 +468,7 @@ impl SimDisk {
         let inode = self.inode_mut(&Key::Log(file))?;
         let was = inode.rewritten;
         inode.write(position, bytes);
-        let now = inode.rewritten;
-        self.rewritten += usize::from(now && !was);
+        self.rewritten += usize::from(inode.rewritten && !was);
         self.stats.writes += 1;
         self.stats.bytes_written += bytes.len() as u64;
         Ok(DiskOutcome::Done)
