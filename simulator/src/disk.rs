@@ -198,6 +198,8 @@ struct Inode {
     /// Whether a change since the last sync did more than append past
     /// the synced length (see `only_appended`), kept as changes come.
     rewritten: bool,
+    /// Bumped whenever its durable content changes (a sync, a bit flipped).
+    durable_changes: u64,
     /// The last writes, where their bytes still stand in `current` as
     /// written: a read within one of them shares its bytes instead of
     /// copying them (a consumer following the log, or a follower catching
@@ -283,6 +285,7 @@ impl Inode {
     }
 
     fn sync(&mut self) {
+        self.durable_changes += 1;
         self.rewritten = false;
         self.unsynced.clear();
         self.synced_len = self.current.len();
@@ -575,6 +578,7 @@ impl SimDisk {
             .inode_mut(&Key::Log(file))
             .expect("flip a bit of an existing file");
         let mask = 1u8 << (bit % 8);
+        inode.durable_changes += 1;
         inode.current.open()[position as usize] ^= mask;
         inode.forget(position as usize, position as usize + 1);
         // The durable byte is the oldest one a change remembers, else the
@@ -696,6 +700,7 @@ impl SimDisk {
                 room: 0,
                 recent: VecDeque::new(),
                 rewritten: false,
+                durable_changes: 0,
             },
         );
         let key = Key::of(name);
@@ -759,6 +764,15 @@ impl SimDisk {
         );
         debug_assert!(self.names_changed || self.names == self.durable_names);
         !self.names_changed && self.rewritten == 0
+    }
+
+    /// A key that changes whenever what a crash would leave of `file`
+    /// changes: the inode its durable name holds, and that inode's count of
+    /// durable changes (`None` while no durable name holds it).
+    pub fn durable_file_key(&self, file: FileId) -> Option<(u64, u64)> {
+        let inode = *self.durable_names.get(&Key::Log(file))?;
+        let changes = self.inodes.get(&inode).map_or(0, |i| i.durable_changes);
+        Some((inode, changes))
     }
 
     /// Whether the disk holds just what a crash would leave: no file has

@@ -359,9 +359,9 @@ struct SimNode {
     /// What its disk would recover now and the log that starts from it,
     /// and the disk's durable version they were recovered at.
     durable: Option<(u64, Recovered, Log)>,
-    /// The Raft state its disk would recover now, and the disk's durable
-    /// version it was read at.
-    durable_state: Option<(u64, state::HardState)>,
+    /// The Raft state its disk would recover now, and the state file's
+    /// durable key (`SimDisk::durable_file_key`) it was read at.
+    durable_state: Option<(Option<(u64, u64)>, state::HardState)>,
     /// Whether its machine took an input since the last check.
     touched: bool,
     /// When its machine wants its timers, in world time, as of the last
@@ -429,13 +429,25 @@ impl SimNode {
     }
 
     /// The term and vote a crash now would leave on its disk; read again
-    /// only when the disk's durable contents changed.
+    /// only when what a crash would leave of the state file changed.
     fn durable_state(&mut self) -> state::HardState {
-        let version = self.disk.durable_version();
-        if let Some((v, state)) = self.durable_state.filter(|(v, _)| *v == version) {
-            debug_assert_eq!(v, version);
+        let file = FileId::state();
+        let key = self.disk.durable_file_key(file);
+        if let Some((_, state)) = self.durable_state.filter(|(k, _)| *k == key) {
+            debug_assert_eq!(
+                state,
+                self.read_durable_state(),
+                "the key covers every change"
+            );
             return state;
         }
+        let state = self.read_durable_state();
+        self.durable_state = Some((key, state));
+        state
+    }
+
+    /// The term and vote in the state file's durable content.
+    fn read_durable_state(&self) -> state::HardState {
         let file = FileId::state();
         let name = file.to_string();
         let bytes = self.disk.durable_file(file);
@@ -444,9 +456,7 @@ impl SimNode {
             .map(|bytes| FoundFile { name: &name, bytes })
             .into_iter()
             .collect();
-        let state = state::recover(&found).map(|r| r.state).unwrap_or_default();
-        self.durable_state = Some((version, state));
-        state
+        state::recover(&found).map(|r| r.state).unwrap_or_default()
     }
 
     /// When the node next wants its timers fired, in world time, never
