@@ -1587,8 +1587,10 @@ impl World {
         // Each node's log as it is (if running) and as a crash would leave
         // it: its last entry, whether it holds the committed entry, and the
         // configuration it would count votes in (its log's last).
-        let mut versions: Vec<(NodeId, LastEntry, bool, Configuration)> = Vec::new();
-        let mut durable: Vec<(NodeId, LastEntry)> = Vec::new();
+        let nodes = self.nodes.len();
+        let mut versions: Vec<(NodeId, LastEntry, bool, Configuration)> =
+            Vec::with_capacity(2 * nodes);
+        let mut durable: Vec<(NodeId, LastEntry)> = Vec::with_capacity(nodes);
         for position in 0..self.nodes.len() {
             let (last, holds, config) = self.durable_last(position, index, term);
             let id = self.nodes[position].id;
@@ -1871,7 +1873,8 @@ impl World {
                 node.raft().log().first_offset(),
                 node.raft().commit_offset(),
             );
-            let mut records = Vec::new();
+            let count = usize::try_from(end.0.saturating_sub(first.0)).unwrap_or(0);
+            let mut records = Vec::with_capacity(count);
             let mut next = first;
             while next < end {
                 let (batch, after) = self.consume_now(position, next)?;

@@ -113,7 +113,7 @@ impl Leadership {
     fn cached_from(&self, next: LogIndex, max: u32) -> (Vec<NewEntry>, u64) {
         let skip = (next.0 - self.cache_first.0) as usize;
         let mut bytes = 0u64;
-        let mut entries = Vec::new();
+        let mut entries = Vec::with_capacity((self.cache.len() - skip).min(max as usize));
         for entry in self.cache.iter().skip(skip) {
             let len = entry.payload_len() as u64;
             if !entries.is_empty()
