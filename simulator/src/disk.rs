@@ -239,7 +239,11 @@ impl Inode {
         let old = self.current[start..stop].to_vec();
         apply_write(self.current.open(), position, bytes);
         let (start, stop) = (position as usize, position as usize + bytes.len());
-        self.forget(start, stop);
+        if start < old_len {
+            // Remembered writes lie within the old length: an append
+            // changes none of them.
+            self.forget(start, stop);
+        }
         if self.recent.len() == RECENT_WRITES {
             self.recent.pop_front();
         }
