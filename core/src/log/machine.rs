@@ -604,20 +604,41 @@ impl Log {
             self.segments.len() > self.retiring,
             "the log always holds a live segment"
         );
+        assert!(
+            self.active().resident.is_some(),
+            "the active segment is resident"
+        );
+        // One pass over the segments: this runs after every step.
+        let mut resident_sealed = 0;
+        let mut previous: Option<&Segment> = None;
         for (position, segment) in self.segments.iter().enumerate() {
             assert_eq!(
                 segment.retiring,
                 position < self.retiring,
                 "retiring segments are a prefix"
             );
+            segment.check_invariants();
+            if let Some(a) = previous {
+                resident_sealed += usize::from(a.resident.is_some());
+                assert!(a.entries > 0, "only the active segment may be empty");
+                assert!(a.next_index() <= segment.base, "segments do not overlap");
+                assert!(
+                    a.next_offset <= segment.base_offset,
+                    "offsets do not fall between segments"
+                );
+                if a.next_index() < segment.base {
+                    let hole = self
+                        .damage_at(a.next_index())
+                        .expect("a hole between segments is damage");
+                    assert!(hole.end >= segment.base, "the damage covers the whole hole");
+                }
+            }
+            previous = Some(segment);
         }
         assert!(
-            self.active().resident.is_some(),
-            "the active segment is resident"
+            resident_sealed <= RESIDENT_INDEXES_MAX,
+            "resident sealed indexes are bounded"
         );
-        for segment in &self.segments {
-            segment.check_invariants();
-        }
         self.check_producers();
         let active = self.active().resident.as_ref().expect("resident");
         assert!(
@@ -627,36 +648,11 @@ impl Log {
                 .is_none_or(|s| s.kind != EntryKind::Config),
             "a configuration entry is followed by a segment that carries it"
         );
-        for (a, b) in self.segments.iter().zip(self.segments.iter().skip(1)) {
-            assert!(a.entries > 0, "only the active segment may be empty");
-            assert!(a.next_index() <= b.base, "segments do not overlap");
-            assert!(
-                a.next_offset <= b.base_offset,
-                "offsets do not fall between segments"
-            );
-            if a.next_index() < b.base {
-                let hole = self
-                    .damage_at(a.next_index())
-                    .expect("a hole between segments is damage");
-                assert!(hole.end >= b.base, "the damage covers the whole hole");
-            }
-        }
         assert!(
             self.durable < self.next_index(),
             "nothing past the end is durable"
         );
         assert!(self.reads_pending <= PENDING_READS_MAX);
-        let resident_sealed = self
-            .segments
-            .iter()
-            .rev()
-            .skip(1)
-            .filter(|s| s.resident.is_some())
-            .count();
-        assert!(
-            resident_sealed <= RESIDENT_INDEXES_MAX,
-            "resident sealed indexes are bounded"
-        );
         if self.stopped.is_none() {
             assert!(
                 !self.group_sync_wanted || self.group_sync_inflight,
