@@ -430,16 +430,18 @@ impl Entry {
     /// by hand with bytes that are not a batch yields what parses, then
     /// stops.
     pub fn records(&self) -> impl Iterator<Item = (Offset, Bytes)> + '_ {
-        let mut rest = self.data.clone();
+        // A position in the data, not a shrinking slice of it: each record
+        // costs one reference to the buffer.
+        let mut at = 0;
         (0..u64::from(self.records)).map_while(move |n| {
-            let (len, tail): (u32, &[u8]) = postcard::take_from_bytes(&rest).ok()?;
-            let start = rest.len() - tail.len();
+            let rest = self.data.get(at..)?;
+            let (len, tail): (u32, &[u8]) = postcard::take_from_bytes(rest).ok()?;
+            let start = at + (rest.len() - tail.len());
             let end = start
                 .checked_add(len as usize)
-                .filter(|&end| end <= rest.len())?;
-            let record = rest.slice(start..end);
-            rest = rest.slice(end..);
-            Some((self.offset.plus(n), record))
+                .filter(|&end| end <= self.data.len())?;
+            at = end;
+            Some((self.offset.plus(n), self.data.slice(start..end)))
         })
     }
 
