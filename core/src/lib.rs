@@ -8,6 +8,7 @@
 pub mod bugs;
 pub mod config;
 pub mod error;
+pub mod gossip;
 pub mod ids;
 pub mod limits;
 pub mod log;
