@@ -1,10 +1,14 @@
-//! How many times news is passed on (SWIM §4.1, infection-style
-//! dissemination).
+//! How news is passed on (SWIM §4.1, infection-style dissemination).
 //!
-//! Owns the retransmit limit: each update rides on about λ·log(n) outgoing
-//! messages, enough for it to reach every member with high probability, and
-//! no more. It must never give a limit of zero: news this node learned is
-//! passed on at least once.
+//! Owns the retransmit limit and the queue of news waiting to ride on
+//! outgoing messages: each update rides on about λ·log(n) of them, enough
+//! for it to reach every member with high probability, and no more; the
+//! least-sent news goes first, and what rides on a message fills the room
+//! the message leaves and never more. It must never give a limit of zero
+//! (news this node learned is passed on at least once), nor keep two pieces
+//! of news about one subject (the newer replaces the older).
+
+use std::collections::{BTreeMap, BTreeSet};
 
 /// λ: how many times an update is piggybacked per order of magnitude of the
 /// cluster's size (hashicorp/memberlist's `RetransmitMult`).
@@ -15,6 +19,123 @@ pub const RETRANSMIT_MULT: u64 = 4;
 /// to 99, 12 up to 999.
 pub fn retransmit_limit(members: u64) -> u64 {
     RETRANSMIT_MULT * ceil_log10(members.saturating_add(1)).max(1)
+}
+
+/// News waiting to be passed on, one piece per subject (a member, an
+/// event), each with the times it has been sent.
+#[derive(Clone, Debug)]
+pub struct Broadcasts<K: Ord + Copy, T> {
+    /// By subject: the news, its size in bytes, its order of arrival and
+    /// its sends so far.
+    news: BTreeMap<K, Queued<T>>,
+    /// The order news is sent in: fewest sends first, then newest first.
+    order: BTreeSet<(u64, core::cmp::Reverse<u64>, K)>,
+    /// Arrivals so far (the next one's order).
+    arrivals: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Queued<T> {
+    item: T,
+    bytes: usize,
+    arrival: u64,
+    sends: u64,
+}
+
+impl<K: Ord + Copy, T: Clone> Default for Broadcasts<K, T> {
+    fn default() -> Self {
+        Broadcasts {
+            news: BTreeMap::new(),
+            order: BTreeSet::new(),
+            arrivals: 0,
+        }
+    }
+}
+
+impl<K: Ord + Copy, T: Clone> Broadcasts<K, T> {
+    /// Queues `item`, of `bytes` bytes once encoded, as the news about
+    /// `subject`, replacing older news about it (sent or not).
+    pub fn push(&mut self, subject: K, item: T, bytes: usize) {
+        self.remove(subject);
+        let arrival = self.arrivals;
+        self.arrivals += 1;
+        self.order.insert((0, core::cmp::Reverse(arrival), subject));
+        self.news.insert(
+            subject,
+            Queued {
+                item,
+                bytes,
+                arrival,
+                sends: 0,
+            },
+        );
+    }
+
+    /// Forgets the news about `subject`.
+    pub fn remove(&mut self, subject: K) {
+        if let Some(old) = self.news.remove(&subject) {
+            let removed = self
+                .order
+                .remove(&(old.sends, core::cmp::Reverse(old.arrival), subject));
+            assert!(removed, "queued news is in the order");
+        }
+    }
+
+    /// News to ride on one message with `room` bytes left, fewest sends
+    /// first and newest first among equals, skipping what does not fit;
+    /// each piece taken counts one send, and is forgotten once sent `limit`
+    /// times. The bytes taken never exceed `room`.
+    pub fn take(&mut self, room: usize, limit: u64) -> Vec<T> {
+        let mut left = room;
+        let mut taken = Vec::new();
+        let mut sent = Vec::new();
+        for &(sends, arrival, subject) in &self.order {
+            let queued = &self.news[&subject];
+            if queued.bytes <= left {
+                left -= queued.bytes;
+                taken.push(queued.item.clone());
+                sent.push((sends, arrival, subject));
+            }
+            if left == 0 {
+                break;
+            }
+        }
+        for (sends, arrival, subject) in sent {
+            self.order.remove(&(sends, arrival, subject));
+            let queued = self.news.get_mut(&subject).expect("queued");
+            queued.sends = sends + 1;
+            if queued.sends >= limit {
+                self.news.remove(&subject);
+            } else {
+                self.order.insert((sends + 1, arrival, subject));
+            }
+        }
+        taken
+    }
+
+    /// Pieces of news waiting.
+    pub fn len(&self) -> usize {
+        self.news.len()
+    }
+
+    /// Whether no news waits.
+    pub fn is_empty(&self) -> bool {
+        self.news.is_empty()
+    }
+
+    /// Checks the queue's invariants.
+    pub fn check_invariants(&self) {
+        assert_eq!(
+            self.news.len(),
+            self.order.len(),
+            "one place in the order each"
+        );
+        for &(sends, core::cmp::Reverse(arrival), subject) in &self.order {
+            let queued = &self.news[&subject];
+            assert_eq!((queued.sends, queued.arrival), (sends, arrival));
+            assert!(arrival < self.arrivals);
+        }
+    }
 }
 
 /// ⌈log10(`x`)⌉, exactly: the least k with 10^k ≥ `x`.
@@ -51,5 +172,53 @@ mod tests {
         for (members, limit) in table {
             assert_eq!(retransmit_limit(members), limit, "{members} members");
         }
+    }
+
+    /// Subjects of what one message with `room` bytes carries.
+    fn take(queue: &mut Broadcasts<u32, u32>, room: usize, limit: u64) -> Vec<u32> {
+        let taken = queue.take(room, limit);
+        queue.check_invariants();
+        taken
+    }
+
+    // Goal: news fills the room a message leaves, never more, fewest sends
+    // first and newest first among equals; what does not fit waits.
+    #[test]
+    fn news_fills_the_room_least_sent_and_newest_first() {
+        let mut queue = Broadcasts::default();
+        // Subjects 1, 2, 3 arrive in order, of 40, 30 and 50 bytes.
+        queue.push(1, 1, 40);
+        queue.push(2, 2, 30);
+        queue.push(3, 3, 50);
+        let table: [(usize, &[u32]); 5] = [
+            // Newest first: 3 (50) then 2 (30); 1 (40) does not fit in 100.
+            (100, &[3, 2]),
+            // 1 has been sent least now.
+            (40, &[1]),
+            // All sent once: newest first again, within 80 bytes.
+            (80, &[3, 2]),
+            // No room at all: nothing, however small the news.
+            (0, &[]),
+            // Room for everything: each once more.
+            (1_000, &[1, 3, 2]),
+        ];
+        for (room, expected) in table {
+            assert_eq!(take(&mut queue, room, 10), expected, "room {room}");
+        }
+    }
+
+    // Goal: news is sent `limit` times and then forgotten; newer news about
+    // a subject replaces the older and starts its count again.
+    #[test]
+    fn news_is_sent_limit_times_and_replaced_by_newer() {
+        let mut queue = Broadcasts::default();
+        queue.push(7, 70, 10);
+        assert_eq!(take(&mut queue, 100, 2), [70]);
+        queue.push(7, 71, 10);
+        assert_eq!(queue.len(), 1, "one piece of news per subject");
+        assert_eq!(take(&mut queue, 100, 2), [71]);
+        assert_eq!(take(&mut queue, 100, 2), [71]);
+        assert!(queue.is_empty(), "sent twice, then forgotten");
+        assert_eq!(take(&mut queue, 100, 2), [0u32; 0]);
     }
 }
