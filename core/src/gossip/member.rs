@@ -1,12 +1,21 @@
-//! Which news about a member wins (SWIM §4.2, with graceful leave).
+//! The member list: which news about a member wins (SWIM §4.2, with
+//! graceful leave), this node's refutations, and suspicions with their
+//! suspecters (Lifeguard §IV.B).
 //!
-//! Owns the order of a member's states and incarnations. It must never let
+//! Owns the order of a member's states and incarnations, and what this node
+//! believes of each member. It must never let
 //! news about a member go backwards: an older incarnation never wins, and
 //! within one incarnation a member is only ever suspected, declared dead or
 //! said to have left after being alive, never the reverse; only the member
 //! itself, by raising its incarnation, is alive again.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use serde::{Deserialize, Serialize};
+
+use crate::gossip::lifeguard::suspicion_timeout;
+use crate::ids::NodeId;
+use crate::time::{Duration, Instant};
 
 /// What the cluster believes of a member.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -46,6 +55,207 @@ impl Status {
 /// alive news supersedes what was heard, and never lower than before.
 pub fn refutation(own: u64, heard: u64) -> u64 {
     own.max(heard).saturating_add(1)
+}
+
+/// News about a member, and who says so (for a suspicion: the member that
+/// suspects it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Update {
+    /// The member the news is about.
+    pub member: NodeId,
+    /// What it says.
+    pub status: Status,
+    /// Who says so.
+    pub from: NodeId,
+}
+
+/// What taking in news did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stale, repeated or meaningless news: nothing changed, nothing is
+    /// passed on.
+    Ignored,
+    /// The member's status changed (`was` is `None` for a member new to
+    /// this node): pass the news on.
+    Changed {
+        /// What this node believed before.
+        was: Option<Status>,
+    },
+    /// The news was a grave one about this node itself, at or past its
+    /// incarnation: it now goes by `incarnation`, and tells the others it
+    /// is alive (SWIM §4.2).
+    Refuted {
+        /// This node's new incarnation.
+        incarnation: u64,
+    },
+    /// Another member suspects a member this node already suspects in
+    /// the same incarnation: the suspicion shrinks (Lifeguard §IV.B).
+    Confirmed {
+        /// Independent confirmations so far (suspecters past the first).
+        confirmations: u64,
+    },
+}
+
+/// What this node knows of one member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    /// Its latest status.
+    pub status: Status,
+    /// While it is suspected: since when, and by whom.
+    suspicion: Option<Suspicion>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Suspicion {
+    since: Instant,
+    suspecters: BTreeSet<NodeId>,
+}
+
+/// The members this node knows, and its own incarnation.
+#[derive(Clone, Debug)]
+pub struct MemberList {
+    me: NodeId,
+    incarnation: u64,
+    members: BTreeMap<NodeId, Member>,
+}
+
+impl MemberList {
+    /// The list of node `me`, knowing no one yet, at `incarnation` (a
+    /// restarted node starts past every incarnation it went by before).
+    pub fn new(me: NodeId, incarnation: u64) -> MemberList {
+        MemberList {
+            me,
+            incarnation,
+            members: BTreeMap::new(),
+        }
+    }
+
+    /// This node's incarnation.
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation
+    }
+
+    /// What this node knows of `member`.
+    pub fn get(&self, member: NodeId) -> Option<&Member> {
+        self.members.get(&member)
+    }
+
+    /// Every member this node knows (itself not included), in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (NodeId, &Member)> {
+        self.members.iter().map(|(&id, member)| (id, member))
+    }
+
+    /// Takes in news, at `now`.
+    pub fn apply(&mut self, now: Instant, update: Update) -> Outcome {
+        let Update {
+            member,
+            status,
+            from,
+        } = update;
+        if member == self.me {
+            // Only a grave news of this incarnation or a later one needs
+            // an answer; news of an earlier life is stale.
+            if status.state == State::Alive || status.incarnation < self.incarnation {
+                return Outcome::Ignored;
+            }
+            self.incarnation = refutation(self.incarnation, status.incarnation);
+            return Outcome::Refuted {
+                incarnation: self.incarnation,
+            };
+        }
+        if status.state == State::Suspect && from == member {
+            // A member does not suspect itself: meaningless news.
+            return Outcome::Ignored;
+        }
+        let suspicion = (status.state == State::Suspect).then(|| Suspicion {
+            since: now,
+            suspecters: BTreeSet::from([from]),
+        });
+        match self.members.get_mut(&member) {
+            None => {
+                self.members.insert(member, Member { status, suspicion });
+                Outcome::Changed { was: None }
+            }
+            Some(known) if status.supersedes(known.status) => {
+                let was = Some(known.status);
+                *known = Member { status, suspicion };
+                Outcome::Changed { was }
+            }
+            Some(known) if status == known.status && status.state == State::Suspect => {
+                let held = known.suspicion.as_mut().expect("a suspect has a suspicion");
+                if held.suspecters.insert(from) {
+                    Outcome::Confirmed {
+                        confirmations: held.suspecters.len() as u64 - 1,
+                    }
+                } else {
+                    Outcome::Ignored
+                }
+            }
+            Some(_) => Outcome::Ignored,
+        }
+    }
+
+    /// When the suspicion of `member` runs out, if it is suspected, in a
+    /// cluster of `members` probing every `probe_interval` (Lifeguard
+    /// §IV.B: the more independent suspecters, the sooner).
+    pub fn suspicion_deadline(
+        &self,
+        member: NodeId,
+        members: u64,
+        probe_interval: Duration,
+    ) -> Option<Instant> {
+        let suspicion = self.members.get(&member)?.suspicion.as_ref()?;
+        let confirmations = suspicion.suspecters.len() as u64 - 1;
+        Some(suspicion.since + suspicion_timeout(members, confirmations, probe_interval))
+    }
+
+    /// Declares dead every suspect whose suspicion ran out by `now`;
+    /// returns the news to pass on, in member order.
+    pub fn expire(&mut self, now: Instant, members: u64, probe_interval: Duration) -> Vec<Update> {
+        let due: Vec<NodeId> = self
+            .members
+            .keys()
+            .copied()
+            .filter(|&id| {
+                self.suspicion_deadline(id, members, probe_interval)
+                    .is_some_and(|deadline| deadline <= now)
+            })
+            .collect();
+        let mut dead = Vec::with_capacity(due.len());
+        for id in due {
+            let member = self.members.get_mut(&id).expect("listed");
+            member.status.state = State::Dead;
+            member.suspicion = None;
+            dead.push(Update {
+                member: id,
+                status: member.status,
+                from: self.me,
+            });
+        }
+        dead
+    }
+
+    /// Checks the list's invariants.
+    pub fn check_invariants(&self) {
+        assert!(
+            !self.members.contains_key(&self.me),
+            "this node is not its own member"
+        );
+        for (id, member) in &self.members {
+            assert_eq!(
+                member.suspicion.is_some(),
+                member.status.state == State::Suspect,
+                "{id}: a suspect, and only a suspect, has a suspicion"
+            );
+            if let Some(suspicion) = &member.suspicion {
+                assert!(!suspicion.suspecters.is_empty());
+                assert!(
+                    !suspicion.suspecters.contains(id),
+                    "no member suspects itself"
+                );
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -120,5 +330,132 @@ mod tests {
                 }
             }
         }
+    }
+
+    const ME: NodeId = NodeId(1);
+
+    fn update(member: u64, incarnation: u64, state: State, from: u64) -> Update {
+        Update {
+            member: NodeId(member),
+            status: status(incarnation, state),
+            from: NodeId(from),
+        }
+    }
+
+    fn at(millis: u64) -> Instant {
+        Instant::from_nanos(millis * 1_000_000)
+    }
+
+    // Goal: news taken in, one row at a time on one list, with its exact
+    // outcome: a new member is learned, graver or later news changes it,
+    // stale news and a member's suspicion of itself change nothing, and a
+    // second suspecter confirms.
+    #[test]
+    fn news_taken_in() {
+        let mut list = MemberList::new(ME, 0);
+        let table = [
+            // Learned.
+            (update(2, 0, Alive, 3), Outcome::Changed { was: None }),
+            // The same news again.
+            (update(2, 0, Alive, 3), Outcome::Ignored),
+            // Suspected by 3, then confirmed by 4, then 4 again (nothing).
+            (
+                update(2, 0, Suspect, 3),
+                Outcome::Changed {
+                    was: Some(status(0, Alive)),
+                },
+            ),
+            (
+                update(2, 0, Suspect, 4),
+                Outcome::Confirmed { confirmations: 1 },
+            ),
+            (update(2, 0, Suspect, 4), Outcome::Ignored),
+            // Alive news of the same incarnation does not refute it.
+            (update(2, 0, Alive, 5), Outcome::Ignored),
+            // The member's own refutation, at a higher incarnation, does.
+            (
+                update(2, 1, Alive, 2),
+                Outcome::Changed {
+                    was: Some(status(0, Suspect)),
+                },
+            ),
+            // A member suspecting itself is ignored (FAULTS GO4).
+            (update(2, 1, Suspect, 2), Outcome::Ignored),
+            // It leaves; an older death does not undo that.
+            (
+                update(2, 1, Left, 2),
+                Outcome::Changed {
+                    was: Some(status(1, Alive)),
+                },
+            ),
+            (update(2, 1, Dead, 3), Outcome::Ignored),
+        ];
+        for (n, (news, outcome)) in table.into_iter().enumerate() {
+            assert_eq!(list.apply(at(n as u64), news), outcome, "row {n}: {news:?}");
+            list.check_invariants();
+        }
+        assert_eq!(list.get(NodeId(2)).unwrap().status, status(1, Left));
+    }
+
+    // Goal: grave news about this node itself, at or past its incarnation,
+    // is refuted past it (SWIM §4.2); news of an earlier life, or alive
+    // news, is not.
+    #[test]
+    fn news_about_this_node() {
+        let table = [
+            // (own incarnation, news, outcome)
+            (
+                0,
+                update(1, 0, Suspect, 2),
+                Outcome::Refuted { incarnation: 1 },
+            ),
+            (
+                3,
+                update(1, 5, Dead, 2),
+                Outcome::Refuted { incarnation: 6 },
+            ),
+            (
+                3,
+                update(1, 3, Left, 2),
+                Outcome::Refuted { incarnation: 4 },
+            ),
+            (3, update(1, 2, Suspect, 2), Outcome::Ignored),
+            (3, update(1, 9, Alive, 2), Outcome::Ignored),
+        ];
+        for (own, news, outcome) in table {
+            let mut list = MemberList::new(ME, own);
+            assert_eq!(list.apply(at(0), news), outcome, "own {own}: {news:?}");
+            list.check_invariants();
+            assert!(list.get(ME).is_none(), "this node is not its own member");
+        }
+    }
+
+    // Goal: a suspicion runs out sooner with each independent suspecter
+    // (Lifeguard §IV.B), and only then is the member declared dead, in the
+    // same incarnation, as news to pass on.
+    #[test]
+    fn suspicions_shrink_with_suspecters_and_expire() {
+        let interval = Duration::from_secs(1);
+        let mut list = MemberList::new(ME, 0);
+        list.apply(at(0), update(2, 4, Suspect, 3));
+        // Ten members: 24 s alone, 11.381 s with one confirmation, 4 s with two.
+        let deadline = |list: &MemberList| list.suspicion_deadline(NodeId(2), 10, interval);
+        assert_eq!(deadline(&list), Some(at(24_000)));
+        list.apply(at(1_000), update(2, 4, Suspect, 4));
+        assert_eq!(
+            deadline(&list),
+            Some(Instant::from_nanos(11_381_404_928)),
+            "measured from the first suspicion"
+        );
+        list.apply(at(2_000), update(2, 4, Suspect, 5));
+        assert_eq!(deadline(&list), Some(at(4_000)));
+        assert_eq!(list.expire(at(3_999), 10, interval), []);
+        assert_eq!(
+            list.expire(at(4_000), 10, interval),
+            [update(2, 4, Dead, 1)],
+            "declared dead by this node, in the suspected incarnation"
+        );
+        list.check_invariants();
+        assert_eq!(deadline(&list), None);
     }
 }
