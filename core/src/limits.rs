@@ -141,6 +141,10 @@ const _: () = assert!(
 // One message never exceeds the window it travels in.
 const _: () = assert!(APPEND_MESSAGE_BYTES_MAX as u64 <= REPLICATION_INFLIGHT_BYTES_MAX);
 
+/// Most bytes one gossip datagram takes, frame included: what a QUIC
+/// datagram carries on any path (news rides in what a probe leaves).
+pub const GOSSIP_DATAGRAM_BYTES_MAX: usize = 1200;
+
 /// Most bytes one scrub read covers (every `SCRUB_INTERVAL`): about 2 MiB/s
 /// of reading back what is at rest.
 pub const SCRUB_READ_BYTES: u32 = 1024 * 1024;

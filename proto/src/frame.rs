@@ -41,6 +41,8 @@ pub enum FrameKind {
     Padding = 3,
     /// One copy of Raft's durable state (term and vote).
     RaftState = 4,
+    /// One gossip message: one datagram.
+    Gossip = 5,
 }
 
 impl FrameKind {
@@ -51,6 +53,7 @@ impl FrameKind {
             2 => Some(FrameKind::Entry),
             3 => Some(FrameKind::Padding),
             4 => Some(FrameKind::RaftState),
+            5 => Some(FrameKind::Gossip),
             _ => None,
         }
     }

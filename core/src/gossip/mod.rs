@@ -8,12 +8,13 @@
 //! numbers it is given, and gives the same answer on every machine (no
 //! floating-point logarithm: they are computed in fixed point).
 //!
-//! So far: the rules, the member list, the queue of news to pass on and
-//! the probe order; the machine that probes and gossips with them (its
-//! messages, timers and datagram budget) comes next.
+//! So far: the rules, the member list, the queue of news to pass on, the
+//! probe order and the messages; the machine that probes and gossips with
+//! them (its timers, indirect probes, push-pull, leave) comes next.
 
 pub mod dissemination;
 pub mod fixed;
 pub mod lifeguard;
 pub mod member;
+pub mod message;
 pub mod probe;
