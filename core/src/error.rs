@@ -25,6 +25,13 @@ pub enum Error {
     /// The configuration is nonsensical.
     Config(ConfigError),
     // -- Caller misuse: the request breaks the API's contract ---------------
+    /// A gossip user event is larger than `USER_EVENT_BYTES_MAX`.
+    UserEventTooLarge {
+        /// Its name's and payload's bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A record is larger than `RECORD_BYTES_MAX`.
     RecordTooLarge {
         /// The record's size.
@@ -138,6 +145,9 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Config(error) => error.fmt(f),
+            Error::UserEventTooLarge { len, max } => {
+                write!(f, "user event of {len} bytes exceeds the limit of {max}")
+            }
             Error::RecordTooLarge { len, max } => {
                 write!(f, "record of {len} bytes exceeds the limit of {max}")
             }

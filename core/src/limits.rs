@@ -145,6 +145,17 @@ const _: () = assert!(APPEND_MESSAGE_BYTES_MAX as u64 <= REPLICATION_INFLIGHT_BY
 /// datagram carries on any path (news rides in what a probe leaves).
 pub const GOSSIP_DATAGRAM_BYTES_MAX: usize = 1200;
 
+/// Most bytes of a gossip user event's name and payload together: it rides
+/// in a datagram beside a probe.
+pub const USER_EVENT_BYTES_MAX: usize = 512;
+
+/// Lamport times a node remembers user events for, to recognise them when
+/// they come again; older ones are ignored.
+pub const USER_EVENT_WINDOW: u64 = 512;
+
+// A user event rides in a gossip datagram with room to spare.
+const _: () = assert!(USER_EVENT_BYTES_MAX * 2 <= GOSSIP_DATAGRAM_BYTES_MAX);
+
 /// Most bytes one scrub read covers (every `SCRUB_INTERVAL`): about 2 MiB/s
 /// of reading back what is at rest.
 pub const SCRUB_READ_BYTES: u32 = 1024 * 1024;

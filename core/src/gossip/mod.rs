@@ -9,10 +9,11 @@
 //! floating-point logarithm: they are computed in fixed point).
 //!
 //! So far: the rules, the member list, the queue of news to pass on, the
-//! probe order and the messages; the machine that probes and gossips with
+//! probe order, the messages and user events; the machine that probes and gossips with
 //! them (its timers, indirect probes, push-pull, leave) comes next.
 
 pub mod dissemination;
+pub mod events;
 pub mod fixed;
 pub mod lifeguard;
 pub mod member;
