@@ -428,6 +428,15 @@ impl SimNode {
                 .all(|(_, r)| !matches!(r.op, DiskOp::Truncate { .. } | DiskOp::Delete { .. }))
     }
 
+    /// Whether the frame of entry `index` of `log` (this node's running
+    /// log) is on its disk durably.
+    fn frame_durable(&self, log: &Log, index: LogIndex) -> bool {
+        match log.frame_end(index) {
+            Some((file, end)) => self.disk.durable_through(file, end),
+            None => true, // A sealed segment, synced when it was sealed.
+        }
+    }
+
     /// The term and vote a crash now would leave on its disk; read again
     /// only when what a crash would leave of the state file changed.
     fn durable_state(&mut self) -> state::HardState {
@@ -1427,10 +1436,7 @@ impl World {
         let node = &self.nodes[position];
         if let Some(machine) = node.node.as_ref().filter(|_| node.durable_is_prefix()) {
             let log = machine.raft().log();
-            let durable = |i: LogIndex| match log.frame_end(i) {
-                Some((file, end)) => node.disk.durable_through(file, end),
-                None => true, // A sealed segment, synced when it was sealed.
-            };
+            let durable = |i: LogIndex| node.frame_durable(log, i);
             let (mut low, mut high) = (log.first_index().prev(), log.next_index().prev());
             // Durable entries are a prefix, and the entries not yet durable
             // are few and recent: gallop down from the end to bracket the
@@ -1488,10 +1494,7 @@ impl World {
                 return true;
             }
             if log.term(index).is_some() {
-                return match log.frame_end(index) {
-                    Some((file, end)) => node.disk.durable_through(file, end),
-                    None => true, // A sealed segment, synced when it was sealed.
-                };
+                return node.frame_durable(log, index);
             }
         }
         self.durable_log(position).next_index() > index
@@ -1510,10 +1513,7 @@ impl World {
                 return true;
             }
             if let Some(index) = log.index_of_offset(offset) {
-                return match log.frame_end(index) {
-                    Some((file, end)) => node.disk.durable_through(file, end),
-                    None => true,
-                };
+                return node.frame_durable(log, index);
             }
         }
         self.durable_log(position).next_offset() > offset
