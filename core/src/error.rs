@@ -32,6 +32,14 @@ pub enum Error {
         /// The limit.
         max: usize,
     },
+    /// A gossip member's metadata, encoded, is larger than
+    /// `GOSSIP_META_BYTES_MAX`.
+    MetaTooLarge {
+        /// Its encoded bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// A record is larger than `RECORD_BYTES_MAX`.
     RecordTooLarge {
         /// The record's size.
@@ -147,6 +155,12 @@ impl fmt::Display for Error {
             Error::Config(error) => error.fmt(f),
             Error::UserEventTooLarge { len, max } => {
                 write!(f, "user event of {len} bytes exceeds the limit of {max}")
+            }
+            Error::MetaTooLarge { len, max } => {
+                write!(
+                    f,
+                    "member metadata of {len} bytes exceeds the limit of {max}"
+                )
             }
             Error::RecordTooLarge { len, max } => {
                 write!(f, "record of {len} bytes exceeds the limit of {max}")

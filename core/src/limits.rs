@@ -153,6 +153,28 @@ pub const USER_EVENT_BYTES_MAX: usize = 512;
 /// they come again; older ones are ignored.
 pub const USER_EVENT_WINDOW: u64 = 512;
 
+/// Most bytes a member's metadata takes, encoded: it rides in a datagram
+/// beside a probe.
+pub const GOSSIP_META_BYTES_MAX: usize = 256;
+
+/// Most members one full-state exchange (push-pull) carries: it stays far
+/// within a frame; a larger cluster's rest spreads by gossip.
+pub const PUSH_PULL_MEMBERS_MAX: usize = 25_000;
+
+/// Most indirect probes a member runs for others at once; a flood of
+/// requests beyond it is dropped, not queued.
+pub const GOSSIP_RELAYS_MAX: usize = 1_024;
+
+// A full-state exchange fits one frame, every member with metadata of the
+// largest size (and 40 bytes for its id, status and lengths).
+const _: () = assert!(
+    PUSH_PULL_MEMBERS_MAX * (GOSSIP_META_BYTES_MAX + 40)
+        <= cairn_proto::frame::FRAME_PAYLOAD_MAX as usize
+);
+
+// Metadata rides in a gossip datagram with room to spare.
+const _: () = assert!(GOSSIP_META_BYTES_MAX * 4 <= GOSSIP_DATAGRAM_BYTES_MAX);
+
 // A user event rides in a gossip datagram with room to spare.
 const _: () = assert!(USER_EVENT_BYTES_MAX * 2 <= GOSSIP_DATAGRAM_BYTES_MAX);
 

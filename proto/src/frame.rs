@@ -43,6 +43,8 @@ pub enum FrameKind {
     RaftState = 4,
     /// One gossip message: one datagram.
     Gossip = 5,
+    /// A gossip full-state exchange (push-pull): one frame on a stream.
+    GossipState = 6,
 }
 
 impl FrameKind {
@@ -54,6 +56,7 @@ impl FrameKind {
             3 => Some(FrameKind::Padding),
             4 => Some(FrameKind::RaftState),
             5 => Some(FrameKind::Gossip),
+            6 => Some(FrameKind::GossipState),
             _ => None,
         }
     }

@@ -2,9 +2,14 @@
 //!
 //! Owns the retransmit limit and the queue of news waiting to ride on
 //! outgoing messages: each update rides on about λ·log(n) of them, enough
-//! for it to reach every member with high probability, and no more; the
-//! least-sent news goes first, and what rides on a message fills the room
-//! the message leaves and never more. It must never give a limit of zero
+//! for it to reach every member with high probability, and no more; urgent
+//! news (suspicions, deaths, refutations) goes before routine news (joins,
+//! metadata, events), then the least-sent first, and what rides on a
+//! message fills the room the message leaves and never more. Urgency
+//! matters when a backlog builds (a thousand members joining at once):
+//! least-sent-first alone would send a suspicion once and then leave it
+//! behind every unsent join, until its suspect ran out of time to refute
+//! it. It must never give a limit of zero
 //! (news this node learned is passed on at least once), nor keep two pieces
 //! of news about one subject (the newer replaces the older).
 
@@ -28,14 +33,33 @@ pub struct Broadcasts<K: Ord + Copy, T> {
     /// By subject: the news, its size in bytes, its order of arrival and
     /// its sends so far.
     news: BTreeMap<K, Queued<T>>,
-    /// The order news is sent in: fewest sends first, then newest first.
-    order: BTreeSet<(u64, core::cmp::Reverse<u64>, K)>,
+    /// The order news is sent in: urgent first, then fewest sends, then
+    /// newest.
+    order: BTreeSet<Place<K>>,
     /// Arrivals so far (the next one's order).
     arrivals: u64,
+    /// The fewest bytes of any news ever queued: once the room left is
+    /// smaller, nothing more can fit, and `take` stops looking.
+    smallest: usize,
 }
+
+/// How soon news must spread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Urgency {
+    /// Someone must act on it in time: a suspicion (its member must
+    /// refute it), a refutation, a death.
+    Urgent,
+    /// A join, metadata, a user event.
+    Routine,
+}
+
+/// A piece of news's place in the order: (urgency, sends, newest first,
+/// subject).
+type Place<K> = (Urgency, u64, core::cmp::Reverse<u64>, K);
 
 #[derive(Clone, Debug)]
 struct Queued<T> {
+    urgency: Urgency,
     item: T,
     bytes: usize,
     arrival: u64,
@@ -48,6 +72,7 @@ impl<K: Ord + Copy, T: Clone> Default for Broadcasts<K, T> {
             news: BTreeMap::new(),
             order: BTreeSet::new(),
             arrivals: 0,
+            smallest: usize::MAX,
         }
     }
 }
@@ -55,14 +80,17 @@ impl<K: Ord + Copy, T: Clone> Default for Broadcasts<K, T> {
 impl<K: Ord + Copy, T: Clone> Broadcasts<K, T> {
     /// Queues `item`, of `bytes` bytes once encoded, as the news about
     /// `subject`, replacing older news about it (sent or not).
-    pub fn push(&mut self, subject: K, item: T, bytes: usize) {
+    pub fn push(&mut self, subject: K, item: T, bytes: usize, urgency: Urgency) {
         self.remove(subject);
+        self.smallest = self.smallest.min(bytes);
         let arrival = self.arrivals;
         self.arrivals += 1;
-        self.order.insert((0, core::cmp::Reverse(arrival), subject));
+        self.order
+            .insert((urgency, 0, core::cmp::Reverse(arrival), subject));
         self.news.insert(
             subject,
             Queued {
+                urgency,
                 item,
                 bytes,
                 arrival,
@@ -74,43 +102,51 @@ impl<K: Ord + Copy, T: Clone> Broadcasts<K, T> {
     /// Forgets the news about `subject`.
     pub fn remove(&mut self, subject: K) {
         if let Some(old) = self.news.remove(&subject) {
-            let removed = self
-                .order
-                .remove(&(old.sends, core::cmp::Reverse(old.arrival), subject));
+            let removed = self.order.remove(&(
+                old.urgency,
+                old.sends,
+                core::cmp::Reverse(old.arrival),
+                subject,
+            ));
             assert!(removed, "queued news is in the order");
         }
     }
 
-    /// News to ride on one message with `room` bytes left, fewest sends
-    /// first and newest first among equals, skipping what does not fit;
+    /// News to ride on one message with `room` bytes left, urgent first,
+    /// then fewest sends, then newest, skipping what does not fit;
     /// each piece taken counts one send, and is forgotten once sent `limit`
     /// times. The bytes taken never exceed `room`.
     pub fn take(&mut self, room: usize, limit: u64) -> Vec<T> {
         let mut left = room;
         let mut taken = Vec::new();
         let mut sent = Vec::new();
-        for &(sends, arrival, subject) in &self.order {
-            let queued = &self.news[&subject];
+        for &place in &self.order {
+            let queued = &self.news[&place.3];
             if queued.bytes <= left {
                 left -= queued.bytes;
                 taken.push(queued.item.clone());
-                sent.push((sends, arrival, subject));
+                sent.push(place);
             }
-            if left == 0 {
+            if left < self.smallest {
                 break;
             }
         }
-        for (sends, arrival, subject) in sent {
-            self.order.remove(&(sends, arrival, subject));
+        for (urgency, sends, arrival, subject) in sent {
+            self.order.remove(&(urgency, sends, arrival, subject));
             let queued = self.news.get_mut(&subject).expect("queued");
             queued.sends = sends + 1;
             if queued.sends >= limit {
                 self.news.remove(&subject);
             } else {
-                self.order.insert((sends + 1, arrival, subject));
+                self.order.insert((urgency, sends + 1, arrival, subject));
             }
         }
         taken
+    }
+
+    /// Whether news about `subject` is waiting.
+    pub fn contains(&self, subject: K) -> bool {
+        self.news.contains_key(&subject)
     }
 
     /// Pieces of news waiting.
@@ -130,9 +166,12 @@ impl<K: Ord + Copy, T: Clone> Broadcasts<K, T> {
             self.order.len(),
             "one place in the order each"
         );
-        for &(sends, core::cmp::Reverse(arrival), subject) in &self.order {
+        for &(urgency, sends, core::cmp::Reverse(arrival), subject) in &self.order {
             let queued = &self.news[&subject];
-            assert_eq!((queued.sends, queued.arrival), (sends, arrival));
+            assert_eq!(
+                (queued.urgency, queued.sends, queued.arrival),
+                (urgency, sends, arrival)
+            );
             assert!(arrival < self.arrivals);
         }
     }
@@ -187,9 +226,9 @@ mod tests {
     fn news_fills_the_room_least_sent_and_newest_first() {
         let mut queue = Broadcasts::default();
         // Subjects 1, 2, 3 arrive in order, of 40, 30 and 50 bytes.
-        queue.push(1, 1, 40);
-        queue.push(2, 2, 30);
-        queue.push(3, 3, 50);
+        queue.push(1, 1, 40, Urgency::Routine);
+        queue.push(2, 2, 30, Urgency::Routine);
+        queue.push(3, 3, 50, Urgency::Routine);
         let table: [(usize, &[u32]); 5] = [
             // Newest first: 3 (50) then 2 (30); 1 (40) does not fit in 100.
             (100, &[3, 2]),
@@ -212,13 +251,34 @@ mod tests {
     #[test]
     fn news_is_sent_limit_times_and_replaced_by_newer() {
         let mut queue = Broadcasts::default();
-        queue.push(7, 70, 10);
+        queue.push(7, 70, 10, Urgency::Routine);
         assert_eq!(take(&mut queue, 100, 2), [70]);
-        queue.push(7, 71, 10);
+        queue.push(7, 71, 10, Urgency::Urgent);
         assert_eq!(queue.len(), 1, "one piece of news per subject");
         assert_eq!(take(&mut queue, 100, 2), [71]);
         assert_eq!(take(&mut queue, 100, 2), [71]);
         assert!(queue.is_empty(), "sent twice, then forgotten");
         assert_eq!(take(&mut queue, 100, 2), [0u32; 0]);
+    }
+
+    // Goal: urgent news rides before any routine news, however often it
+    // has been sent: a suspicion pushed behind a backlog of joins still
+    // rides on every message until its limit.
+    #[test]
+    fn urgent_news_rides_before_a_backlog() {
+        let mut queue = Broadcasts::default();
+        for join in 0..100 {
+            queue.push(join, join, 10, Urgency::Routine);
+        }
+        queue.push(1_000, 1_000, 10, Urgency::Urgent);
+        for _ in 0..4 {
+            let taken = take(&mut queue, 30, 4);
+            assert_eq!(taken[0], 1_000, "the suspicion first, every time");
+            assert_eq!(taken.len(), 3);
+        }
+        assert!(!queue.contains(1_000), "sent its limit, then forgotten");
+        // Each took two joins beside it, newest first; then come the
+        // newest of those never sent.
+        assert_eq!(take(&mut queue, 30, 4), [91, 90, 89]);
     }
 }

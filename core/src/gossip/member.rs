@@ -72,9 +72,18 @@ pub struct Update {
 /// What taking in news did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// Stale, repeated or meaningless news: nothing changed, nothing is
-    /// passed on.
+    /// Repeated or meaningless news: nothing changed, nothing is passed
+    /// on.
     Ignored,
+    /// News of an earlier incarnation than this node knows (`known`, this
+    /// node's own when the news is about itself): nothing changed, but
+    /// whoever still passes it on missed the newer news, which is worth
+    /// passing on again (a member that missed a refutation would otherwise
+    /// hold its suspicion until it ran out).
+    Stale {
+        /// What this node knows.
+        known: Status,
+    },
     /// The member's status changed (`was` is `None` for a member new to
     /// this node): pass the news on.
     Changed {
@@ -109,6 +118,22 @@ pub struct Member {
 struct Suspicion {
     since: Instant,
     suspecters: BTreeSet<NodeId>,
+    /// Whether it was passed on again halfway through its time.
+    reminded: bool,
+}
+
+/// What a suspicion's time depends on: a cluster of `members`, probing
+/// every `probe_interval`; with `dynamic` (Lifeguard §IV.B) the more
+/// independent suspecters, the sooner it runs out; without (SWIM), it
+/// always takes the shortest timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timing {
+    /// Members of the cluster, this node included.
+    pub members: u64,
+    /// The probe interval.
+    pub probe_interval: Duration,
+    /// Lifeguard's dynamic timeout, or SWIM's fixed one.
+    pub dynamic: bool,
 }
 
 /// The members this node knows, and its own incarnation.
@@ -117,6 +142,9 @@ pub struct MemberList {
     me: NodeId,
     incarnation: u64,
     members: BTreeMap<NodeId, Member>,
+    /// The members now suspected: what `expire` and the next deadline
+    /// walk, instead of every member.
+    suspects: BTreeSet<NodeId>,
 }
 
 impl MemberList {
@@ -127,12 +155,19 @@ impl MemberList {
             me,
             incarnation,
             members: BTreeMap::new(),
+            suspects: BTreeSet::new(),
         }
     }
 
     /// This node's incarnation.
     pub fn incarnation(&self) -> u64 {
         self.incarnation
+    }
+
+    /// Raises this node's incarnation to `incarnation` (to announce a
+    /// change of its own, such as its metadata); never lowers it.
+    pub fn raise_incarnation(&mut self, incarnation: u64) {
+        self.incarnation = self.incarnation.max(incarnation);
     }
 
     /// What this node knows of `member`.
@@ -154,9 +189,17 @@ impl MemberList {
         } = update;
         if member == self.me {
             // Only a grave news of this incarnation or a later one needs
-            // an answer; news of an earlier life is stale.
-            if status.state == State::Alive || status.incarnation < self.incarnation {
+            // a refutation; grave news of an earlier life is stale.
+            if status.state == State::Alive {
                 return Outcome::Ignored;
+            }
+            if status.incarnation < self.incarnation {
+                return Outcome::Stale {
+                    known: Status {
+                        incarnation: self.incarnation,
+                        state: State::Alive,
+                    },
+                };
             }
             self.incarnation = refutation(self.incarnation, status.incarnation);
             return Outcome::Refuted {
@@ -170,8 +213,10 @@ impl MemberList {
         let suspicion = (status.state == State::Suspect).then(|| Suspicion {
             since: now,
             suspecters: BTreeSet::from([from]),
+            reminded: false,
         });
-        match self.members.get_mut(&member) {
+        let suspected = suspicion.is_some();
+        let outcome = match self.members.get_mut(&member) {
             None => {
                 self.members.insert(member, Member { status, suspicion });
                 Outcome::Changed { was: None }
@@ -191,38 +236,101 @@ impl MemberList {
                     Outcome::Ignored
                 }
             }
+            Some(known) if status.incarnation < known.status.incarnation => Outcome::Stale {
+                known: known.status,
+            },
             Some(_) => Outcome::Ignored,
+        };
+        if let Outcome::Changed { .. } = outcome {
+            if suspected {
+                self.suspects.insert(member);
+            } else {
+                self.suspects.remove(&member);
+            }
         }
+        outcome
     }
 
-    /// When the suspicion of `member` runs out, if it is suspected, in a
-    /// cluster of `members` probing every `probe_interval` (Lifeguard
-    /// §IV.B: the more independent suspecters, the sooner).
-    pub fn suspicion_deadline(
-        &self,
-        member: NodeId,
-        members: u64,
-        probe_interval: Duration,
-    ) -> Option<Instant> {
+    /// The number of members this node knows, in any state (itself not
+    /// included).
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether this node knows no member.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// When the suspicion of `member` runs out, if it is suspected.
+    pub fn suspicion_deadline(&self, member: NodeId, timing: Timing) -> Option<Instant> {
         let suspicion = self.members.get(&member)?.suspicion.as_ref()?;
-        let confirmations = suspicion.suspecters.len() as u64 - 1;
-        Some(suspicion.since + suspicion_timeout(members, confirmations, probe_interval))
+        let confirmations = if timing.dynamic {
+            suspicion.suspecters.len() as u64 - 1
+        } else {
+            u64::MAX
+        };
+        let timeout = suspicion_timeout(timing.members, confirmations, timing.probe_interval);
+        Some(suspicion.since + timeout)
+    }
+
+    /// The earliest deadline of any suspicion (see `suspicion_deadline`).
+    pub fn next_suspicion_deadline(&self, timing: Timing) -> Option<Instant> {
+        self.suspects
+            .iter()
+            .filter_map(|&id| self.suspicion_deadline(id, timing))
+            .min()
+    }
+
+    /// When the next suspicion is halfway through its time and not yet
+    /// passed on again (see [`MemberList::remind`]).
+    pub fn next_reminder(&self, timing: Timing) -> Option<Instant> {
+        self.suspects
+            .iter()
+            .filter_map(|&id| self.reminder(id, timing))
+            .min()
+    }
+
+    fn reminder(&self, member: NodeId, timing: Timing) -> Option<Instant> {
+        let suspicion = self.members.get(&member)?.suspicion.as_ref()?;
+        if suspicion.reminded {
+            return None;
+        }
+        let deadline = self.suspicion_deadline(member, timing)?;
+        let half = deadline.saturating_since(suspicion.since).as_nanos() / 2;
+        Some(suspicion.since + Duration::from_nanos(half))
+    }
+
+    /// The suspicions halfway through their time by `now`, once each, as
+    /// news to pass on again (in the name of their first suspecter, so that
+    /// this node is not counted as one more). A member that missed the
+    /// suspect's refutation holds its suspicion alone, and nobody tells it
+    /// otherwise while nobody hears of it: passed on again, it meets
+    /// members that know better, and they answer with the refutation
+    /// (`Outcome::Stale`) before the suspicion runs out.
+    pub fn remind(&mut self, now: Instant, timing: Timing) -> Vec<Update> {
+        let due = self.suspects_due(now, |id| self.reminder(id, timing));
+        let mut news = Vec::with_capacity(due.len());
+        for id in due {
+            let member = self.members.get_mut(&id).expect("listed");
+            let suspicion = member.suspicion.as_mut().expect("a suspect");
+            suspicion.reminded = true;
+            news.push(Update {
+                member: id,
+                status: member.status,
+                from: *suspicion.suspecters.first().expect("a suspecter"),
+            });
+        }
+        news
     }
 
     /// Declares dead every suspect whose suspicion ran out by `now`;
     /// returns the news to pass on, in member order.
-    pub fn expire(&mut self, now: Instant, members: u64, probe_interval: Duration) -> Vec<Update> {
-        let due: Vec<NodeId> = self
-            .members
-            .keys()
-            .copied()
-            .filter(|&id| {
-                self.suspicion_deadline(id, members, probe_interval)
-                    .is_some_and(|deadline| deadline <= now)
-            })
-            .collect();
+    pub fn expire(&mut self, now: Instant, timing: Timing) -> Vec<Update> {
+        let due = self.suspects_due(now, |id| self.suspicion_deadline(id, timing));
         let mut dead = Vec::with_capacity(due.len());
         for id in due {
+            self.suspects.remove(&id);
             let member = self.members.get_mut(&id).expect("listed");
             member.status.state = State::Dead;
             member.suspicion = None;
@@ -233,6 +341,19 @@ impl MemberList {
             });
         }
         dead
+    }
+
+    /// The suspects whose `deadline` has come by `now`, in id order.
+    fn suspects_due(
+        &self,
+        now: Instant,
+        deadline: impl Fn(NodeId) -> Option<Instant>,
+    ) -> Vec<NodeId> {
+        self.suspects
+            .iter()
+            .copied()
+            .filter(|&id| deadline(id).is_some_and(|at| at <= now))
+            .collect()
     }
 
     /// Checks the list's invariants.
@@ -246,6 +367,11 @@ impl MemberList {
                 member.suspicion.is_some(),
                 member.status.state == State::Suspect,
                 "{id}: a suspect, and only a suspect, has a suspicion"
+            );
+            assert_eq!(
+                self.suspects.contains(id),
+                member.suspicion.is_some(),
+                "{id}: the suspects are exactly the suspected members"
             );
             if let Some(suspicion) = &member.suspicion {
                 assert!(!suspicion.suspecters.is_empty());
@@ -389,6 +515,14 @@ mod tests {
                 },
             ),
             (update(2, 1, Dead, 3), Outcome::Ignored),
+            // News of an earlier incarnation is stale, and says what is
+            // known instead.
+            (
+                update(2, 0, Suspect, 3),
+                Outcome::Stale {
+                    known: status(1, Left),
+                },
+            ),
         ];
         for (n, (news, outcome)) in table.into_iter().enumerate() {
             assert_eq!(list.apply(at(n as u64), news), outcome, "row {n}: {news:?}");
@@ -419,7 +553,13 @@ mod tests {
                 update(1, 3, Left, 2),
                 Outcome::Refuted { incarnation: 4 },
             ),
-            (3, update(1, 2, Suspect, 2), Outcome::Ignored),
+            (
+                3,
+                update(1, 2, Suspect, 2),
+                Outcome::Stale {
+                    known: status(3, Alive),
+                },
+            ),
             (3, update(1, 9, Alive, 2), Outcome::Ignored),
         ];
         for (own, news, outcome) in table {
@@ -435,12 +575,21 @@ mod tests {
     // same incarnation, as news to pass on.
     #[test]
     fn suspicions_shrink_with_suspecters_and_expire() {
-        let interval = Duration::from_secs(1);
+        let timing = |dynamic| Timing {
+            members: 10,
+            probe_interval: Duration::from_secs(1),
+            dynamic,
+        };
         let mut list = MemberList::new(ME, 0);
         list.apply(at(0), update(2, 4, Suspect, 3));
         // Ten members: 24 s alone, 11.381 s with one confirmation, 4 s with two.
-        let deadline = |list: &MemberList| list.suspicion_deadline(NodeId(2), 10, interval);
+        let deadline = |list: &MemberList| list.suspicion_deadline(NodeId(2), timing(true));
         assert_eq!(deadline(&list), Some(at(24_000)));
+        assert_eq!(
+            list.suspicion_deadline(NodeId(2), timing(false)),
+            Some(at(4_000)),
+            "without Lifeguard (SWIM), the shortest timeout from the start"
+        );
         list.apply(at(1_000), update(2, 4, Suspect, 4));
         assert_eq!(
             deadline(&list),
@@ -449,9 +598,19 @@ mod tests {
         );
         list.apply(at(2_000), update(2, 4, Suspect, 5));
         assert_eq!(deadline(&list), Some(at(4_000)));
-        assert_eq!(list.expire(at(3_999), 10, interval), []);
+        assert_eq!(list.next_reminder(timing(true)), Some(at(2_000)));
+        assert_eq!(list.remind(at(1_999), timing(true)), []);
         assert_eq!(
-            list.expire(at(4_000), 10, interval),
+            list.remind(at(2_000), timing(true)),
+            [update(2, 4, Suspect, 3)],
+            "passed on again halfway, in the first suspecter's name"
+        );
+        assert_eq!(list.remind(at(3_000), timing(true)), [], "once");
+        assert_eq!(list.next_reminder(timing(true)), None);
+        assert_eq!(list.expire(at(3_999), timing(true)), []);
+        assert_eq!(list.next_suspicion_deadline(timing(true)), Some(at(4_000)));
+        assert_eq!(
+            list.expire(at(4_000), timing(true)),
             [update(2, 4, Dead, 1)],
             "declared dead by this node, in the suspected incarnation"
         );

@@ -8,14 +8,14 @@
 //! numbers it is given, and gives the same answer on every machine (no
 //! floating-point logarithm: they are computed in fixed point).
 //!
-//! So far: the rules, the member list, the queue of news to pass on, the
-//! probe order, the messages and user events; the machine that probes and gossips with
-//! them (its timers, indirect probes, push-pull, leave) comes next.
+//! The rules and data structures live in their own modules, each tested
+//! by tables of exact outputs; [`machine::Gossip`] drives them.
 
 pub mod dissemination;
 pub mod events;
 pub mod fixed;
 pub mod lifeguard;
+pub mod machine;
 pub mod member;
 pub mod message;
 pub mod probe;

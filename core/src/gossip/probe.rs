@@ -32,16 +32,22 @@ impl ProbeOrder {
         self.round.insert(at, member);
     }
 
-    /// The member to probe next among `probeable` (the members that may be
-    /// probed now, in id order), starting a new round, shuffled, when this
-    /// one is over; `None` if there is none.
-    pub fn next(&mut self, probeable: &[NodeId], rng: &mut ChaCha8Rng) -> Option<NodeId> {
+    /// The member to probe next among `members` (every member known) that
+    /// `probeable` accepts, starting a new round, shuffled, when this one
+    /// is over; `None` if there is none.
+    pub fn next(
+        &mut self,
+        members: &[NodeId],
+        probeable: impl Fn(NodeId) -> bool,
+        rng: &mut ChaCha8Rng,
+    ) -> Option<NodeId> {
         loop {
             if self.round.is_empty() {
-                if probeable.is_empty() {
+                let mut round: Vec<NodeId> =
+                    members.iter().copied().filter(|&m| probeable(m)).collect();
+                if round.is_empty() {
                     return None;
                 }
-                let mut round: Vec<NodeId> = probeable.to_vec();
                 // Fisher–Yates, from the gossip stream.
                 for i in (1..round.len()).rev() {
                     round.swap(i, rng.random_range(0..=i));
@@ -49,7 +55,7 @@ impl ProbeOrder {
                 self.round = round.into();
             }
             let member = self.round.pop_front().expect("a round is not empty");
-            if probeable.binary_search(&member).is_ok() {
+            if probeable(member) {
                 return Some(member);
             }
         }
@@ -60,6 +66,11 @@ impl ProbeOrder {
 mod tests {
     use super::*;
     use crate::rng::{Rng, Stream};
+
+    /// The next probe among `members`, all of them probeable.
+    fn next(order: &mut ProbeOrder, members: &[NodeId], rng: &mut ChaCha8Rng) -> Option<NodeId> {
+        order.next(members, |m| members.contains(&m), rng)
+    }
 
     fn ids(ids: &[u64]) -> Vec<NodeId> {
         ids.iter().map(|&id| NodeId(id)).collect()
@@ -76,7 +87,7 @@ mod tests {
         let mut rounds = Vec::new();
         for _ in 0..3 {
             let round: Vec<NodeId> = (0..members.len())
-                .map(|_| order.next(&members, &mut rng).unwrap())
+                .map(|_| next(&mut order, &members, &mut rng).unwrap())
                 .collect();
             let mut sorted = round.clone();
             sorted.sort();
@@ -90,13 +101,13 @@ mod tests {
 
         // Mid-round, after one probe: a member not yet probed is gone and
         // 8 joins. The round ends with exactly the others, 8 among them.
-        let first = order.next(&members, &mut rng).unwrap();
+        let first = next(&mut order, &members, &mut rng).unwrap();
         let gone = *members.iter().find(|&&m| m != first).unwrap();
         let mut now: Vec<NodeId> = members.iter().copied().filter(|&m| m != gone).collect();
         now.push(NodeId(8));
         order.joined(NodeId(8), &mut rng);
         let mut rest: Vec<NodeId> = (0..5)
-            .map(|_| order.next(&now, &mut rng).unwrap())
+            .map(|_| next(&mut order, &now, &mut rng).unwrap())
             .collect();
         rest.sort();
         let expected: Vec<NodeId> = now.iter().copied().filter(|&m| m != first).collect();
@@ -115,12 +126,14 @@ mod tests {
             let mut rng = Rng::new(seed).stream(Stream::Gossip);
             let mut order = ProbeOrder::default();
             (0..12)
-                .map(|_| order.next(&members, &mut rng).unwrap())
+                .map(|_| next(&mut order, &members, &mut rng).unwrap())
                 .collect::<Vec<_>>()
         };
         assert_eq!(probes(1), probes(1));
         assert_ne!(probes(1), probes(2));
         let mut rng = Rng::new(1).stream(Stream::Gossip);
-        assert_eq!(ProbeOrder::default().next(&[], &mut rng), None);
+        assert_eq!(next(&mut ProbeOrder::default(), &[], &mut rng), None);
+        let none = ProbeOrder::default().next(&members, |_| false, &mut rng);
+        assert_eq!(none, None, "nobody probeable");
     }
 }
