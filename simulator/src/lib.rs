@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod disk;
+pub mod gossip;
 pub mod network;
 pub mod script;
 pub mod storage;

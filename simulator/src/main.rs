@@ -52,6 +52,24 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         start: u64,
     },
+    /// Run gossip alone at scale through a fixed story, and measure it.
+    Gossip {
+        /// Nodes in the cluster.
+        #[arg(long, default_value_t = 1000)]
+        nodes: usize,
+        /// The chance that a datagram is lost, from 0 to 1.
+        #[arg(long, default_value_t = 0.1)]
+        loss: f64,
+        /// The story's seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Plain SWIM, without Lifeguard.
+        #[arg(long, conflicts_with = "compare")]
+        no_lifeguard: bool,
+        /// Run both variants at 100 nodes and at `--nodes`, and compare.
+        #[arg(long)]
+        compare: bool,
+    },
     /// Measure the simulator's speed and the cluster's failover time.
     Bench {
         /// Seeds of the bench scenario (a simulated minute each).
@@ -85,6 +103,13 @@ fn main() -> ExitCode {
         Command::Run { seed, trace } => run(seed, trace),
         Command::Sweep { seeds, start } => sweep(seeds, start),
         Command::Bench { seeds, sweep_seeds } => bench(seeds, sweep_seeds),
+        Command::Gossip {
+            nodes,
+            loss,
+            seed,
+            no_lifeguard,
+            compare,
+        } => gossip(nodes, loss, seed, !no_lifeguard, compare),
     }
 }
 
@@ -226,4 +251,123 @@ fn sweep(seeds: u64, start: u64) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+fn gossip(nodes: usize, loss: f64, seed: u64, lifeguard: bool, compare: bool) -> ExitCode {
+    use cairn_sim::gossip::{run_gossip, GossipReport, GossipScenario};
+    if !(0.0..1.0).contains(&loss) {
+        eprintln!("error: --loss must be at least 0 and below 1, not {loss}");
+        return ExitCode::from(2);
+    }
+    if nodes < 100 {
+        eprintln!("error: --nodes must be at least 100 (the story crashes 2% and slows 1%)");
+        return ExitCode::from(2);
+    }
+    let loss_ppm = (loss * 1e6).round() as u32;
+    let runs: Vec<GossipScenario> = if compare {
+        [100, nodes]
+            .into_iter()
+            .flat_map(|nodes| {
+                [true, false].map(|lifeguard| GossipScenario {
+                    nodes,
+                    loss_ppm,
+                    lifeguard,
+                    seed,
+                })
+            })
+            .collect()
+    } else {
+        vec![GossipScenario {
+            nodes,
+            loss_ppm,
+            lifeguard,
+            seed,
+        }]
+    };
+    let progress = bar(runs.len() as u64, "gossip runs");
+    let mut reports = Vec::new();
+    for scenario in runs {
+        match run_gossip(scenario) {
+            Ok(report) => {
+                progress.suspend(|| println!("{}", describe(&report)));
+                reports.push(report);
+            }
+            Err(what) => {
+                progress.finish_and_clear();
+                println!("gossip n={} seed={seed} FAILED: {what}", scenario.nodes);
+                return ExitCode::FAILURE;
+            }
+        }
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    let fmt = |x: Option<f64>| x.map_or_else(|| "never".to_owned(), |x| format!("{x:.1}"));
+    let find = |n: usize, lifeguard: bool| -> &GossipReport {
+        reports
+            .iter()
+            .find(|r| r.scenario.nodes == n && r.scenario.lifeguard == lifeguard)
+            .expect("run")
+    };
+    if compare {
+        let (lg, swim, small) = (find(nodes, true), find(nodes, false), find(100, true));
+        println!(
+            "n={nodes} detect_all_periods={} join_all_periods={} false_dead_lifeguard={} \
+             false_dead_swim={} msgs_per_node_period_100={:.2} msgs_per_node_period_{nodes}={:.2}",
+            fmt(lg.detect_all.map(|(_, max)| max)),
+            fmt(lg.join_all),
+            lg.false_deaths,
+            swim.false_deaths,
+            small.msgs_per_node_period,
+            lg.msgs_per_node_period,
+        );
+    } else {
+        let r = &reports[0];
+        println!(
+            "n={nodes} detect_all_periods={} join_all_periods={} false_suspicions={} \
+             false_dead={} msgs_per_node_period={:.2} bytes_per_node_period={:.0}",
+            fmt(r.detect_all.map(|(_, max)| max)),
+            fmt(r.join_all),
+            r.false_suspicions,
+            r.false_deaths,
+            r.msgs_per_node_period,
+            r.bytes_per_node_period,
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// One run's figures, on one line.
+fn describe(r: &cairn_sim::gossip::GossipReport) -> String {
+    let fmt = |x: Option<f64>| x.map_or_else(|| "never".to_owned(), |x| format!("{x:.1}"));
+    let pair = |x: Option<(f64, f64)>| {
+        x.map_or_else(
+            || "never".to_owned(),
+            |(mean, max)| format!("{mean:.1} (max {max:.1})"),
+        )
+    };
+    format!(
+        "n={} {} loss={:.2} seed={}: converged after {} periods; {} crashed: first suspected \
+         after {}, known dead by all after {} periods; rejoin known to all after {} periods; \
+         healthy nodes falsely suspected {}, falsely dead {} ({} of them in healthy nodes' views); per node and \
+         period {:.2} messages, \
+         {:.0} bytes",
+        r.scenario.nodes,
+        if r.scenario.lifeguard {
+            "lifeguard"
+        } else {
+            "swim"
+        },
+        f64::from(r.scenario.loss_ppm) / 1e6,
+        r.scenario.seed,
+        fmt(r.converged),
+        r.crashed,
+        pair(r.first_suspect),
+        pair(r.detect_all),
+        fmt(r.join_all),
+        r.false_suspicions,
+        r.false_deaths,
+        r.false_deaths_seen_by_healthy,
+        r.msgs_per_node_period,
+        r.bytes_per_node_period,
+    )
 }

@@ -1,0 +1,569 @@
+//! Gossip alone, at scale: a cluster of gossip machines (no Raft) on a
+//! lossy simulated network, run through a fixed story, measured in
+//! protocol periods.
+//!
+//! Owns the story and its measurements. All nodes join through one seed
+//! node; once the cluster has converged, 2% of the nodes crash; later 1%
+//! become slow (the Lifeguard paper's scenario: they process every message
+//! [`SLOW_DELAY_PERIODS`] late, while their own timers run on time); then
+//! one crashed node restarts and rejoins. It measures how soon a crash is
+//! first suspected and known dead by every live node, how soon the rejoin
+//! is known to all, the false suspicions and false deaths of healthy nodes
+//! (neither crashed nor slow), and the messages and bytes each node sends
+//! per period.
+//!
+//! It must never read a clock or draw unseeded randomness: one seed
+//! replays a run exactly. It checks as it goes that every datagram fits
+//! its budget and that no node's incarnation goes backwards, and fails the
+//! run (an `Err`) otherwise.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+
+use cairn_core::gossip::machine::{Gossip, GossipConfig, Output};
+use cairn_core::gossip::member::{State, Status};
+use cairn_core::gossip::message::Meta;
+use cairn_core::ids::NodeId;
+use cairn_core::rng::{Rng, Stream};
+use cairn_core::time::{Duration, Instant};
+use rand::Rng as _;
+use rand_chacha::ChaCha8Rng;
+
+/// How late a slow node processes every message it receives, in probe
+/// intervals: past SWIM's suspicion timeout at 100 and 1,000 members (8 and
+/// 12 intervals), so that its refutations come too late without Lifeguard.
+pub const SLOW_DELAY_PERIODS: u64 = 16;
+
+/// One run: how large, how lossy, which protocol.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GossipScenario {
+    /// Nodes in the cluster.
+    pub nodes: usize,
+    /// The chance that a datagram is lost, in parts per million.
+    pub loss_ppm: u32,
+    /// Lifeguard on, or plain SWIM.
+    pub lifeguard: bool,
+    /// The seed.
+    pub seed: u64,
+}
+
+/// The story's times, in probe intervals.
+mod story {
+    /// Joins are spread over the first periods.
+    pub const JOINS_OVER: u64 = 5;
+    /// The most periods from the start for every node to know every
+    /// other alive; a run that takes longer fails.
+    pub const CONVERGE_WITHIN: u64 = 200;
+    /// From convergence until 2% of the nodes crash.
+    pub const CRASH_AFTER: u64 = 10;
+    /// From the crash until 1% become slow.
+    pub const SLOW_FROM: u64 = 50;
+    /// From the crash until they are slow no more.
+    pub const SLOW_UNTIL: u64 = 150;
+    /// From the crash until one crashed node restarts and rejoins.
+    pub const REJOIN_AT: u64 = 190;
+    /// From the crash until the end.
+    pub const END: u64 = 240;
+}
+
+/// What a run measured. Times are in probe intervals.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GossipReport {
+    /// The scenario.
+    pub scenario: GossipScenario,
+    /// From the first join until every node knows every other alive.
+    pub converged: Option<f64>,
+    /// Nodes crashed.
+    pub crashed: usize,
+    /// From a crash until the first node suspects it: the mean and the
+    /// largest over the crashed nodes (`None` if one never was).
+    pub first_suspect: Option<(f64, f64)>,
+    /// From a crash until every live node knows it dead: mean and largest.
+    pub detect_all: Option<(f64, f64)>,
+    /// From the rejoin until every live node knows it alive again.
+    pub join_all: Option<f64>,
+    /// Healthy nodes suspected: distinct (member, incarnation) suspicions.
+    pub false_suspicions: u64,
+    /// Healthy nodes declared dead, by any node (slow ones included):
+    /// distinct (member, incarnation) deaths.
+    pub false_deaths: u64,
+    /// Of those, the ones a healthy node believed (a slow node's view lags
+    /// the cluster's by its delay; most of its false deaths stay there).
+    pub false_deaths_seen_by_healthy: u64,
+    /// Messages each live node sent per period, on average.
+    pub msgs_per_node_period: f64,
+    /// Bytes each live node sent per period, on average.
+    pub bytes_per_node_period: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Event {
+    /// Bytes arrive at a node.
+    Deliver {
+        to: usize,
+        from: usize,
+        bytes: Vec<u8>,
+    },
+    /// A node's timer.
+    Timer { node: usize },
+    /// The story's next step.
+    Story(Step),
+    /// Whether the cluster has converged yet (every tenth of a period until
+    /// it has; then the rest of the story is set).
+    Check,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Step {
+    Join(usize),
+    Crash,
+    SlowStart,
+    SlowEnd,
+    Rejoin,
+}
+
+#[derive(Debug)]
+struct Slot {
+    gossip: Option<Gossip>,
+    /// The deadline a timer event is queued for.
+    scheduled: Option<Instant>,
+    slow: bool,
+    /// The last incarnation this node persisted.
+    persisted: Option<u64>,
+    /// Crashed at some point in the story.
+    crashed: bool,
+    /// Crashed or slow at some point in the story: not counted healthy.
+    troubled: bool,
+}
+
+/// The world of one run.
+struct World {
+    scenario: GossipScenario,
+    config: GossipConfig,
+    rng: ChaCha8Rng,
+    now: Instant,
+    nodes: Vec<Slot>,
+    events: BinaryHeap<Reverse<(Instant, u64, Event)>>,
+    sequence: u64,
+    /// Nodes running now.
+    running: usize,
+    // Measurements.
+    crash_at: Option<Instant>,
+    first_suspect: BTreeMap<usize, Instant>,
+    /// Live nodes that know each crashed node dead.
+    dead_views: BTreeMap<usize, usize>,
+    known_dead: BTreeMap<usize, Instant>,
+    rejoin: Option<(usize, u64, Instant)>,
+    alive_views: usize,
+    join_all: Option<Instant>,
+    converged: Option<Instant>,
+    suspicions: BTreeSet<(usize, u64)>,
+    deaths: BTreeSet<(usize, u64)>,
+    deaths_seen_by_healthy: BTreeSet<(usize, u64)>,
+    messages: u64,
+    bytes: u64,
+}
+
+fn id(index: usize) -> NodeId {
+    NodeId(index as u64 + 1)
+}
+
+fn index(id: NodeId) -> usize {
+    (id.0 - 1) as usize
+}
+
+fn periods(config: &GossipConfig, span: Duration) -> f64 {
+    span.as_nanos() as f64 / config.probe_interval.as_nanos() as f64
+}
+
+/// Runs `scenario`'s story; `Err` names a broken rule.
+pub fn run_gossip(scenario: GossipScenario) -> Result<GossipReport, String> {
+    let config = GossipConfig {
+        lifeguard: scenario.lifeguard,
+        ..GossipConfig::default()
+    };
+    let world = World {
+        scenario,
+        config,
+        rng: Rng::new(scenario.seed).stream(Stream::World),
+        now: Instant::ZERO,
+        nodes: (0..scenario.nodes)
+            .map(|_| Slot {
+                gossip: None,
+                scheduled: None,
+                slow: false,
+                persisted: None,
+                crashed: false,
+                troubled: false,
+            })
+            .collect(),
+        events: BinaryHeap::new(),
+        sequence: 0,
+        running: 0,
+        crash_at: None,
+        first_suspect: BTreeMap::new(),
+        dead_views: BTreeMap::new(),
+        known_dead: BTreeMap::new(),
+        rejoin: None,
+        alive_views: 0,
+        join_all: None,
+        converged: None,
+        suspicions: BTreeSet::new(),
+        deaths: BTreeSet::new(),
+        deaths_seen_by_healthy: BTreeSet::new(),
+        messages: 0,
+        bytes: 0,
+    };
+    world.run()
+}
+
+impl World {
+    fn period(&self, periods: u64) -> Instant {
+        Instant::ZERO + self.span(periods)
+    }
+
+    fn span(&self, periods: u64) -> Duration {
+        Duration::from_nanos(self.config.probe_interval.as_nanos() * periods)
+    }
+
+    fn push(&mut self, at: Instant, event: Event) {
+        self.sequence += 1;
+        self.events.push(Reverse((at, self.sequence, event)));
+    }
+
+    fn run(mut self) -> Result<GossipReport, String> {
+        let n = self.scenario.nodes;
+        // Node 0 starts first; the others join through it, spread over
+        // the first periods.
+        let spread = self.period(story::JOINS_OVER).as_nanos();
+        for node in 0..n {
+            let at = if node == 0 {
+                0
+            } else {
+                self.rng.random_range(0..spread)
+            };
+            self.push(Instant::from_nanos(at), Event::Story(Step::Join(node)));
+        }
+        self.push(Instant::ZERO, Event::Check);
+        let mut end = self.period(story::CONVERGE_WITHIN);
+        let mut node_time = 0u128;
+        while let Some(Reverse((at, _, event))) = self.events.pop() {
+            if at > end {
+                break;
+            }
+            // Node-time: live nodes × time, for rates per node and period.
+            node_time +=
+                u128::from(at.saturating_since(self.now).as_nanos()) * self.running as u128;
+            self.now = at;
+            match event {
+                Event::Deliver { to, from, bytes } => {
+                    if let Some(gossip) = self.nodes[to].gossip.as_mut() {
+                        gossip
+                            .handle(at, id(from), &bytes)
+                            .map_err(|e| format!("node {to} refused a datagram: {e}"))?;
+                        self.drain(to)?;
+                    }
+                }
+                Event::Timer { node } => {
+                    let slot = &mut self.nodes[node];
+                    if slot.scheduled == Some(at) {
+                        slot.scheduled = None;
+                        if let Some(gossip) = slot.gossip.as_mut() {
+                            gossip.handle_timeout(at);
+                            self.drain(node)?;
+                        }
+                    }
+                }
+                Event::Story(step) => self.step(step)?,
+                Event::Check => {
+                    let all = self
+                        .nodes
+                        .iter()
+                        .all(|slot| slot.gossip.as_ref().is_some_and(|g| g.live() == n));
+                    if all {
+                        self.converged = Some(self.now);
+                        let crash = self.now + self.span(story::CRASH_AFTER);
+                        for (after, step) in [
+                            (0, Step::Crash),
+                            (story::SLOW_FROM, Step::SlowStart),
+                            (story::SLOW_UNTIL, Step::SlowEnd),
+                            (story::REJOIN_AT, Step::Rejoin),
+                        ] {
+                            self.push(crash + self.span(after), Event::Story(step));
+                        }
+                        end = crash + self.span(story::END);
+                    } else {
+                        let tenth =
+                            Duration::from_nanos(self.config.probe_interval.as_nanos() / 10);
+                        self.push(self.now + tenth, Event::Check);
+                    }
+                }
+            }
+        }
+        if self.converged.is_none() {
+            return Err(format!(
+                "the cluster did not converge within {} periods",
+                story::CONVERGE_WITHIN
+            ));
+        }
+        for slot in &self.nodes {
+            if let Some(gossip) = &slot.gossip {
+                gossip.check_invariants();
+            }
+        }
+        let node_periods = node_time as f64 / self.config.probe_interval.as_nanos() as f64;
+        let crash_at = self.crash_at.expect("the story crashed nodes");
+        let crashed: Vec<usize> = self.dead_views.keys().copied().collect();
+        let stats = |times: &BTreeMap<usize, Instant>| -> Option<(f64, f64)> {
+            let spans: Vec<f64> = crashed
+                .iter()
+                .map(|node| {
+                    times
+                        .get(node)
+                        .map(|&t| periods(&self.config, t.saturating_since(crash_at)))
+                })
+                .collect::<Option<_>>()?;
+            let max = spans.iter().copied().fold(0.0, f64::max);
+            Some((spans.iter().sum::<f64>() / spans.len() as f64, max))
+        };
+        Ok(GossipReport {
+            scenario: self.scenario,
+            converged: self
+                .converged
+                .map(|t| periods(&self.config, t.saturating_since(Instant::ZERO))),
+            crashed: crashed.len(),
+            first_suspect: stats(&self.first_suspect),
+            detect_all: stats(&self.known_dead),
+            join_all: self
+                .join_all
+                .zip(self.rejoin)
+                .map(|(t, (_, _, from))| periods(&self.config, t.saturating_since(from))),
+            false_suspicions: self.suspicions.len() as u64,
+            false_deaths: self.deaths.len() as u64,
+            false_deaths_seen_by_healthy: self.deaths_seen_by_healthy.len() as u64,
+            msgs_per_node_period: self.messages as f64 / node_periods,
+            bytes_per_node_period: self.bytes as f64 / node_periods,
+        })
+    }
+
+    fn start(&mut self, node: usize) -> Result<(), String> {
+        let meta = Meta {
+            addr: format!("10.0.{}.{}:7000", node / 256, node % 256),
+            role: "storage".into(),
+            tags: BTreeMap::new(),
+        };
+        let seed = Rng::new(self.scenario.seed).child(Stream::Gossip, node as u64);
+        let durable = self.nodes[node].persisted;
+        let gossip = Gossip::new(id(node), self.config, durable, meta, seed, self.now)
+            .map_err(|e| format!("node {node} did not start: {e}"))?;
+        self.nodes[node].gossip = Some(gossip);
+        self.running += 1;
+        self.drain(node)
+    }
+
+    fn step(&mut self, step: Step) -> Result<(), String> {
+        let n = self.scenario.nodes;
+        match step {
+            Step::Join(node) => {
+                self.start(node)?;
+                if node != 0 {
+                    let gossip = self.nodes[node].gossip.as_mut().expect("started");
+                    gossip.join(self.now, &[id(0)]);
+                    self.drain(node)?;
+                }
+            }
+            Step::Crash => {
+                self.crash_at = Some(self.now);
+                for node in self.choose((n / 50).max(1), |slot| !slot.crashed) {
+                    self.crash(node);
+                    self.nodes[node].crashed = true;
+                    self.nodes[node].troubled = true;
+                    self.dead_views.insert(node, 0);
+                }
+            }
+            Step::SlowStart => {
+                for node in self.choose((n / 100).max(1), |slot| !slot.crashed && !slot.slow) {
+                    self.nodes[node].slow = true;
+                    self.nodes[node].troubled = true;
+                }
+            }
+            Step::SlowEnd => {
+                for slot in &mut self.nodes {
+                    slot.slow = false;
+                }
+            }
+            Step::Rejoin => {
+                let node = *self.dead_views.keys().next().expect("a crashed node");
+                self.start(node)?;
+                let incarnation = self.nodes[node]
+                    .gossip
+                    .as_ref()
+                    .expect("started")
+                    .incarnation();
+                self.rejoin = Some((node, incarnation, self.now));
+                self.alive_views = 0;
+                let seed = self.choose(1, |slot| slot.gossip.is_some() && !slot.crashed)[0];
+                let gossip = self.nodes[node].gossip.as_mut().expect("started");
+                gossip.join(self.now, &[id(seed)]);
+                self.drain(node)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `count` distinct nodes other than node 0 that `eligible` accepts,
+    /// at random.
+    fn choose(&mut self, count: usize, eligible: impl Fn(&Slot) -> bool) -> Vec<usize> {
+        let mut candidates: Vec<usize> = (1..self.nodes.len())
+            .filter(|&node| eligible(&self.nodes[node]))
+            .collect();
+        let mut chosen = Vec::with_capacity(count);
+        while chosen.len() < count && !candidates.is_empty() {
+            let at = self.rng.random_range(0..candidates.len());
+            chosen.push(candidates.swap_remove(at));
+        }
+        chosen.sort_unstable();
+        chosen
+    }
+
+    fn crash(&mut self, node: usize) {
+        let gossip = self.nodes[node].gossip.take().expect("a live node crashes");
+        self.nodes[node].scheduled = None;
+        self.running -= 1;
+        // What it knew dies with it.
+        for (member, status) in gossip.members() {
+            if status.state == State::Dead {
+                if let Some(views) = self.dead_views.get_mut(&index(member)) {
+                    *views -= 1;
+                }
+            }
+        }
+    }
+
+    fn drain(&mut self, node: usize) -> Result<(), String> {
+        let latency_max = 10_000_000u64;
+        while let Some(output) = self.nodes[node]
+            .gossip
+            .as_mut()
+            .expect("running")
+            .poll_output()
+        {
+            match output {
+                Output::Send { to, datagram } => {
+                    if datagram.len() > self.config.datagram_bytes {
+                        return Err(format!(
+                            "node {node} sent a datagram of {} bytes, over its budget of {}",
+                            datagram.len(),
+                            self.config.datagram_bytes
+                        ));
+                    }
+                    self.messages += 1;
+                    self.bytes += datagram.len() as u64;
+                    if self.rng.random_range(0..1_000_000) < self.scenario.loss_ppm {
+                        continue;
+                    }
+                    self.deliver(node, index(to), datagram, latency_max);
+                }
+                Output::SendState { to, frame } => {
+                    self.messages += 1;
+                    self.bytes += frame.len() as u64;
+                    // A stream: reliable, if slower.
+                    self.deliver(node, index(to), frame, latency_max * 3);
+                }
+                Output::Persist { incarnation } => {
+                    let slot = &mut self.nodes[node];
+                    if slot.persisted.is_some_and(|last| incarnation <= last) {
+                        return Err(format!(
+                            "node {node}'s incarnation went from {:?} to {incarnation}",
+                            slot.persisted
+                        ));
+                    }
+                    slot.persisted = Some(incarnation);
+                }
+                Output::Member {
+                    member,
+                    status,
+                    was,
+                } => self.observe(node, index(member), status, was),
+                Output::Meta { .. } | Output::Event(_) => {}
+            }
+        }
+        let slot = &mut self.nodes[node];
+        // A deadline already past (a suspicion that confirmations shrank)
+        // fires now.
+        let next = slot
+            .gossip
+            .as_ref()
+            .expect("running")
+            .poll_timeout()
+            .map(|at| at.max(self.now));
+        if next != slot.scheduled {
+            slot.scheduled = next;
+            if let Some(at) = next {
+                self.push(at, Event::Timer { node });
+            }
+        }
+        Ok(())
+    }
+
+    fn deliver(&mut self, from: usize, to: usize, bytes: Vec<u8>, latency_max: u64) {
+        let mut at =
+            self.now + Duration::from_nanos(self.rng.random_range(latency_max / 10..=latency_max));
+        if self.nodes[to].slow {
+            at += self.span(SLOW_DELAY_PERIODS);
+        }
+        self.push(at, Event::Deliver { to, from, bytes });
+    }
+
+    /// Node `observer`'s belief about `member` changed from `was` to
+    /// `status`.
+    fn observe(&mut self, observer: usize, member: usize, status: Status, was: Option<Status>) {
+        let healthy = !self.nodes[member].troubled;
+        let dead = |s: Option<Status>| s.is_some_and(|s| s.state == State::Dead);
+        if healthy {
+            match status.state {
+                State::Suspect => {
+                    self.suspicions.insert((member, status.incarnation));
+                }
+                State::Dead => {
+                    self.deaths.insert((member, status.incarnation));
+                    if !self.nodes[observer].troubled {
+                        self.deaths_seen_by_healthy
+                            .insert((member, status.incarnation));
+                    }
+                }
+                State::Alive | State::Left => {}
+            }
+        }
+        if let Some(views) = self.dead_views.get_mut(&member) {
+            if self.nodes[member].gossip.is_none() {
+                if status.state != State::Alive {
+                    self.first_suspect.entry(member).or_insert(self.now);
+                }
+                match (dead(was), dead(Some(status))) {
+                    (false, true) => *views += 1,
+                    (true, false) => *views -= 1,
+                    _ => {}
+                }
+                if *views == self.running {
+                    self.known_dead.entry(member).or_insert(self.now);
+                }
+            }
+        }
+        if let Some((rejoined, incarnation, _)) = self.rejoin {
+            if member == rejoined && self.join_all.is_none() {
+                let alive = |s: Option<Status>| {
+                    s.is_some_and(|s| s.state == State::Alive && s.incarnation >= incarnation)
+                };
+                match (alive(was), alive(Some(status))) {
+                    (false, true) => self.alive_views += 1,
+                    (true, false) => self.alive_views -= 1,
+                    _ => {}
+                }
+                if self.alive_views + 1 == self.running {
+                    self.join_all = Some(self.now);
+                }
+            }
+        }
+    }
+}
