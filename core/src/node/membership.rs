@@ -132,20 +132,11 @@ pub fn next_change(policy: &MembershipPolicy, facts: &Facts<'_>) -> Option<Chang
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
-
     use super::*;
-    use crate::raft::quorum::Voters;
     use State::{Alive, Dead, Left, Suspect};
 
     fn configuration(voters: &[u64], learners: &[u64]) -> Configuration {
-        Configuration {
-            voters: Voters::of(voters),
-            learners: learners
-                .iter()
-                .map(|&id| NodeId(id))
-                .collect::<BTreeSet<_>>(),
-        }
+        Configuration::of(voters, learners)
     }
 
     fn secs(s: u64) -> Instant {

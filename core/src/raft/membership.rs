@@ -227,17 +227,9 @@ impl Raft {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raft::quorum::Voters;
-    use std::collections::BTreeSet;
 
     fn config(voters: &[u64], learners: &[u64]) -> Configuration {
-        Configuration {
-            voters: Voters::of(voters),
-            learners: learners
-                .iter()
-                .map(|&id| NodeId(id))
-                .collect::<BTreeSet<_>>(),
-        }
+        Configuration::of(voters, learners)
     }
 
     // Goal: thesis §4.1 and §4.2.1 as a table: each change moves one node,

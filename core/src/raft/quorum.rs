@@ -94,6 +94,14 @@ impl Configuration {
         }
     }
 
+    /// A configuration of `voters` and `learners`, by number.
+    pub fn of(voters: &[u64], learners: &[u64]) -> Configuration {
+        Configuration {
+            voters: Voters::of(voters),
+            learners: learners.iter().map(|&id| NodeId(id)).collect(),
+        }
+    }
+
     /// Whether `id` votes.
     pub fn is_voter(&self, id: NodeId) -> bool {
         self.voters.0.contains(&id)
