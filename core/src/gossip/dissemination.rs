@@ -43,6 +43,9 @@ pub struct Broadcasts<K: Ord + Copy, T> {
     smallest: usize,
 }
 
+/// Pieces in a row that do not fit after which `take` stops looking.
+const TAKE_MISSES_MAX: u32 = 16;
+
 /// How soon news must spread.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Urgency {
@@ -120,14 +123,21 @@ impl<K: Ord + Copy, T: Clone> Broadcasts<K, T> {
         let mut left = room;
         let mut taken = Vec::new();
         let mut sent = Vec::new();
+        let mut misses = 0;
         for &place in &self.order {
             let queued = &self.news[&place.3];
             if queued.bytes <= left {
                 left -= queued.bytes;
                 taken.push(queued.item.clone());
                 sent.push(place);
+                misses = 0;
+            } else {
+                misses += 1;
             }
-            if left < self.smallest {
+            // Nothing more can fit, or the room left is too small for
+            // the news around here: stop looking rather than walk a long
+            // backlog for a few bytes.
+            if left < self.smallest || misses == TAKE_MISSES_MAX {
                 break;
             }
         }

@@ -202,6 +202,8 @@ pub struct Gossip {
     ids: Vec<NodeId>,
     /// Members known alive or suspected (this node not included).
     live: usize,
+    /// Suspicion timeouts for a cluster of `live + 1`.
+    timing: Timing,
     metas: BTreeMap<NodeId, Versioned>,
     own_meta: Versioned,
     order: ProbeOrder,
@@ -245,6 +247,7 @@ impl Gossip {
             list: MemberList::new(me, incarnation),
             ids: Vec::new(),
             live: 0,
+            timing: Timing::new(1, config.probe_interval, config.lifeguard),
             metas: BTreeMap::new(),
             own_meta: Versioned {
                 version: incarnation,
@@ -418,8 +421,8 @@ impl Gossip {
         if self.left {
             return;
         }
-        let dead = self.list.expire(now, self.timing());
-        let reminders = self.list.remind(now, self.timing());
+        let dead = self.list.expire(now, self.timing);
+        let reminders = self.list.remind(now, self.timing);
         for update in reminders {
             let news = News::Member(update);
             self.queue_news(Subject::Member(update.member), news, Urgency::Urgent);
@@ -480,8 +483,8 @@ impl Gossip {
         if self.left {
             return None;
         }
-        let suspicion = self.list.next_suspicion_deadline(self.timing());
-        let reminder = self.list.next_reminder(self.timing());
+        let suspicion = self.list.next_suspicion_deadline(self.timing);
+        let reminder = self.list.next_reminder(self.timing);
         let direct = self.probe.and_then(|probe| probe.direct_deadline);
         let relay = self.relays.values().map(|relay| relay.deadline).min();
         [
@@ -518,6 +521,11 @@ impl Gossip {
             .filter(|&(_, status)| is_live(status))
             .count();
         assert_eq!(self.live, live, "the live count is the list's");
+        assert_eq!(
+            self.timing,
+            self.current_timing(),
+            "the timeouts are the cluster size's and health's"
+        );
         if !self.config.lifeguard {
             assert_eq!(self.health.score(), 0, "without Lifeguard, no health score");
         }
@@ -626,6 +634,7 @@ impl Gossip {
     fn health_event(&mut self, event: HealthEvent) {
         if self.config.lifeguard {
             self.health.apply(event);
+            self.timing = self.current_timing();
         }
     }
 
@@ -745,8 +754,8 @@ impl Gossip {
         let before = was.is_some_and(is_live);
         let after = is_live(update.status);
         match (before, after) {
-            (false, true) => self.live += 1,
-            (true, false) => self.live -= 1,
+            (false, true) => self.set_live(self.live + 1),
+            (true, false) => self.set_live(self.live - 1),
             _ => {}
         }
         // A join, or a member's new incarnation when nothing was wrong with
@@ -886,13 +895,25 @@ impl Gossip {
         seq
     }
 
-    /// What suspicions' times depend on now.
-    fn timing(&self) -> Timing {
-        Timing {
-            members: self.live() as u64,
-            probe_interval: self.config.probe_interval,
-            dynamic: self.config.lifeguard,
-        }
+    /// Sets the live count, and the suspicion timeouts that follow it.
+    fn set_live(&mut self, live: usize) {
+        self.live = live;
+        self.timing = self.current_timing();
+    }
+
+    /// Suspicion timeouts for this cluster's size, in this node's own
+    /// protocol periods: the probe interval as its health stretches it. A
+    /// node that is itself slow (Lifeguard §IV.A) hears refutations late,
+    /// and news at all seldom (its peers probe it little); it waits that
+    /// much longer before it declares anyone dead, as it waits longer
+    /// before it suspects. A healthy node's score is 0: the paper's
+    /// timeouts, unstretched.
+    fn current_timing(&self) -> Timing {
+        Timing::new(
+            self.live() as u64,
+            self.health.stretch(self.config.probe_interval),
+            self.config.lifeguard,
+        )
     }
 
     /// Up to `count` distinct alive members other than `except`, at random.

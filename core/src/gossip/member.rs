@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::gossip::lifeguard::suspicion_timeout;
+use crate::gossip::lifeguard::{suspicion_timeout, SUSPICION_K};
 use crate::ids::NodeId;
 use crate::time::{Duration, Instant};
 
@@ -122,18 +122,37 @@ struct Suspicion {
     reminded: bool,
 }
 
-/// What a suspicion's time depends on: a cluster of `members`, probing
-/// every `probe_interval`; with `dynamic` (Lifeguard §IV.B) the more
-/// independent suspecters, the sooner it runs out; without (SWIM), it
-/// always takes the shortest timeout.
+/// How long a suspicion lasts by its confirmations, in a cluster of
+/// `members` probing every `probe_interval`: with `dynamic` (Lifeguard
+/// §IV.B) the more independent suspecters, the sooner it runs out; without
+/// (SWIM), it always takes the shortest timeout. Computed once per cluster
+/// size, not once per suspect and question.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timing {
-    /// Members of the cluster, this node included.
-    pub members: u64,
-    /// The probe interval.
-    pub probe_interval: Duration,
-    /// Lifeguard's dynamic timeout, or SWIM's fixed one.
-    pub dynamic: bool,
+    /// The timeout by confirmations, 0 to K (and K for more).
+    timeouts: [Duration; SUSPICION_K as usize + 1],
+}
+
+impl Timing {
+    /// The timeouts of a cluster of `members`.
+    pub fn new(members: u64, probe_interval: Duration, dynamic: bool) -> Timing {
+        let mut timeouts = [Duration::ZERO; SUSPICION_K as usize + 1];
+        for (confirmations, timeout) in timeouts.iter_mut().enumerate() {
+            let confirmations = if dynamic {
+                confirmations as u64
+            } else {
+                u64::MAX
+            };
+            *timeout = suspicion_timeout(members, confirmations, probe_interval);
+        }
+        Timing { timeouts }
+    }
+
+    /// The timeout of a suspicion with `confirmations`.
+    pub fn timeout(&self, confirmations: u64) -> Duration {
+        let last = self.timeouts.len() - 1;
+        self.timeouts[(confirmations as usize).min(last)]
+    }
 }
 
 /// The members this node knows, and its own incarnation.
@@ -265,13 +284,8 @@ impl MemberList {
     /// When the suspicion of `member` runs out, if it is suspected.
     pub fn suspicion_deadline(&self, member: NodeId, timing: Timing) -> Option<Instant> {
         let suspicion = self.members.get(&member)?.suspicion.as_ref()?;
-        let confirmations = if timing.dynamic {
-            suspicion.suspecters.len() as u64 - 1
-        } else {
-            u64::MAX
-        };
-        let timeout = suspicion_timeout(timing.members, confirmations, timing.probe_interval);
-        Some(suspicion.since + timeout)
+        let confirmations = suspicion.suspecters.len() as u64 - 1;
+        Some(suspicion.since + timing.timeout(confirmations))
     }
 
     /// The earliest deadline of any suspicion (see `suspicion_deadline`).
@@ -575,11 +589,7 @@ mod tests {
     // same incarnation, as news to pass on.
     #[test]
     fn suspicions_shrink_with_suspecters_and_expire() {
-        let timing = |dynamic| Timing {
-            members: 10,
-            probe_interval: Duration::from_secs(1),
-            dynamic,
-        };
+        let timing = |dynamic| Timing::new(10, Duration::from_secs(1), dynamic);
         let mut list = MemberList::new(ME, 0);
         list.apply(at(0), update(2, 4, Suspect, 3));
         // Ten members: 24 s alone, 11.381 s with one confirmation, 4 s with two.
