@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use cairn::core::ids::NodeId;
 use cairn::core::time::Duration;
 use cairn::sim::disk::DiskFaults;
+use cairn::sim::gossip::{trace_script, GossipAction};
 use cairn::sim::script::{at, Action, Step, Who};
 use cairn::sim::world::{World, WorldOptions};
 
@@ -198,4 +199,88 @@ fn learner_promoted_to_voter() {
     options.spares = 1;
     options.workload.interval = ms(150);
     assert_trace!("learner_promoted_to_voter", trace(8, options));
+}
+
+/// Runs a gossip `script` on five nodes for `periods` probe intervals; the
+/// run must end with every view as it should be. The trace leaves out
+/// plain pings and acks that carry no news and arrived (the protocol's
+/// heartbeat).
+fn gossip_trace(seed: u64, periods: u64, script: &[(Duration, GossipAction)]) -> String {
+    let lines = trace_script(5, seed, periods, script)
+        .unwrap_or_else(|(what, lines)| panic!("{what}\n{}", lines.join("\n")));
+    lines
+        .into_iter()
+        .filter(|line| {
+            // `<time> <node> send ping|ack <seq> to <node>`, and no more.
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let plain =
+                words.len() == 7 && words[2] == "send" && (words[3] == "ping" || words[3] == "ack");
+            !plain
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Nodes 0 to 3 join at once, in id order, 100 ms apart.
+fn four_joined() -> Vec<(Duration, GossipAction)> {
+    (0..4)
+        .map(|node| (ms(100 * node as u64), GossipAction::Join(node)))
+        .collect()
+}
+
+// SWIM §4.2 and memberlist's join: a fifth node joins through the first by a
+// full-state exchange; the first passes its alive news on, and within a few
+// periods every node holds it alive (with its metadata).
+#[test]
+fn gossip_join() {
+    let mut script = four_joined();
+    script.push((ms(5_000), GossipAction::Join(4)));
+    assert_trace!("gossip_join", gossip_trace(1, 10, &script));
+}
+
+// SWIM §4.2 with Lifeguard's buddy system: n5 is cut off for two seconds;
+// its probers ping it, ask others to (who nack), and suspect it. Healed,
+// it hears of the suspicion, refutes it at incarnation 1 (persisted first),
+// and every node takes the refutation.
+#[test]
+fn gossip_suspect_then_refute() {
+    let mut script = four_joined();
+    script.push((ms(400), GossipAction::Join(4)));
+    script.push((ms(5_000), GossipAction::Partition(vec![4])));
+    script.push((ms(7_500), GossipAction::Heal));
+    assert_trace!("gossip_suspect_then_refute", gossip_trace(2, 40, &script));
+}
+
+// SWIM §4.2 and Lifeguard §IV.B: n5 crashes; it is suspected, each further
+// prober confirms the suspicion (which shortens it), and once it runs out
+// n5 is declared dead and the death spreads.
+#[test]
+fn gossip_suspect_then_dead() {
+    let mut script = four_joined();
+    script.push((ms(400), GossipAction::Join(4)));
+    script.push((ms(5_000), GossipAction::Crash(4)));
+    assert_trace!("gossip_suspect_then_dead", gossip_trace(3, 20, &script));
+}
+
+// Graceful leave: n5 tells the others it leaves, directly and then by
+// gossip, and goes quiet; nobody suspects it.
+#[test]
+fn gossip_graceful_leave() {
+    let mut script = four_joined();
+    script.push((ms(400), GossipAction::Join(4)));
+    script.push((ms(5_000), GossipAction::Leave(4)));
+    assert_trace!("gossip_graceful_leave", gossip_trace(4, 9, &script));
+}
+
+// A partition of {n4, n5} from {n1, n2, n3} for 30 s: each side declares
+// the other dead. Healed, nobody probes a member it holds dead; a
+// full-state exchange with one of them (as serf reconnects) tells each
+// side of the other, each refutes its death, and every view converges.
+#[test]
+fn gossip_partition_and_heal() {
+    let mut script = four_joined();
+    script.push((ms(400), GossipAction::Join(4)));
+    script.push((ms(5_000), GossipAction::Partition(vec![3, 4])));
+    script.push((ms(35_000), GossipAction::Heal));
+    assert_trace!("gossip_partition_and_heal", gossip_trace(5, 100, &script));
 }

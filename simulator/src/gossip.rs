@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use cairn_core::gossip::machine::{Gossip, GossipConfig, Output};
 use cairn_core::gossip::member::{State, Status};
-use cairn_core::gossip::message::Meta;
+use cairn_core::gossip::message::{self, Meta, News, Probe};
 use cairn_core::ids::NodeId;
 use cairn_core::rng::{Rng, Stream};
 use cairn_core::time::{Duration, Instant};
@@ -111,11 +111,29 @@ enum Event {
     /// Whether the cluster has converged yet (every tenth of a period until
     /// it has; then the rest of the story is set).
     Check,
+    /// A scripted action.
+    Act(GossipAction),
+}
+
+/// What a script does to a small gossip cluster (for traces).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum GossipAction {
+    /// The node starts (past the incarnation it persisted, if it ran
+    /// before) and joins through node 0 (node 0 itself joins nobody).
+    Join(usize),
+    /// The node crashes: it hears nothing, says nothing, forgets all but
+    /// its persisted incarnation.
+    Crash(usize),
+    /// The node leaves gracefully.
+    Leave(usize),
+    /// These nodes are cut off from the others, both ways.
+    Partition(Vec<usize>),
+    /// The partition heals.
+    Heal,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Step {
-    Join(usize),
     Crash,
     SlowStart,
     SlowEnd,
@@ -147,6 +165,12 @@ struct World {
     sequence: u64,
     /// Nodes running now.
     running: usize,
+    /// When the run ends.
+    end: Instant,
+    /// The nodes cut off from the others, if any.
+    cut: BTreeSet<usize>,
+    /// One line per event, when tracing.
+    trace: Option<Vec<String>>,
     // Measurements.
     crash_at: Option<Instant>,
     first_suspect: BTreeMap<usize, Instant>,
@@ -178,46 +202,82 @@ fn periods(config: &GossipConfig, span: Duration) -> f64 {
 
 /// Runs `scenario`'s story; `Err` names a broken rule.
 pub fn run_gossip(scenario: GossipScenario) -> Result<GossipReport, String> {
-    let config = GossipConfig {
-        lifeguard: scenario.lifeguard,
-        ..GossipConfig::default()
-    };
-    let world = World {
-        scenario,
-        config,
-        rng: Rng::new(scenario.seed).stream(Stream::World),
-        now: Instant::ZERO,
-        nodes: (0..scenario.nodes)
-            .map(|_| Slot {
-                gossip: None,
-                scheduled: None,
-                slow: false,
-                persisted: None,
-                crashed: false,
-                troubled: false,
-            })
-            .collect(),
-        events: BinaryHeap::new(),
-        sequence: 0,
-        running: 0,
-        crash_at: None,
-        first_suspect: BTreeMap::new(),
-        dead_views: BTreeMap::new(),
-        known_dead: BTreeMap::new(),
-        rejoin: None,
-        alive_views: 0,
-        join_all: None,
-        converged: None,
-        suspicions: BTreeSet::new(),
-        deaths: BTreeSet::new(),
-        deaths_seen_by_healthy: BTreeSet::new(),
-        messages: 0,
-        bytes: 0,
-    };
-    world.run()
+    World::new(scenario).run()
 }
 
 impl World {
+    fn new(scenario: GossipScenario) -> World {
+        let config = GossipConfig {
+            lifeguard: scenario.lifeguard,
+            ..GossipConfig::default()
+        };
+        World {
+            scenario,
+            config,
+            rng: Rng::new(scenario.seed).stream(Stream::World),
+            now: Instant::ZERO,
+            nodes: (0..scenario.nodes)
+                .map(|_| Slot {
+                    gossip: None,
+                    scheduled: None,
+                    slow: false,
+                    persisted: None,
+                    crashed: false,
+                    troubled: false,
+                })
+                .collect(),
+            events: BinaryHeap::new(),
+            sequence: 0,
+            running: 0,
+            end: Instant::ZERO,
+            cut: BTreeSet::new(),
+            trace: None,
+            crash_at: None,
+            first_suspect: BTreeMap::new(),
+            dead_views: BTreeMap::new(),
+            known_dead: BTreeMap::new(),
+            rejoin: None,
+            alive_views: 0,
+            join_all: None,
+            converged: None,
+            suspicions: BTreeSet::new(),
+            deaths: BTreeSet::new(),
+            deaths_seen_by_healthy: BTreeSet::new(),
+            messages: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Every running node knows every other running node alive, and each
+    /// node that left as left.
+    fn converged_views(&self) -> Result<(), String> {
+        for (observer, slot) in self.nodes.iter().enumerate() {
+            let Some(gossip) = &slot.gossip else { continue };
+            if gossip.has_left() {
+                continue;
+            }
+            for (member, other) in self.nodes.iter().enumerate() {
+                if member == observer {
+                    continue;
+                }
+                let expected = match &other.gossip {
+                    Some(g) if g.has_left() => State::Left,
+                    Some(_) => State::Alive,
+                    None => continue,
+                };
+                let seen = gossip.status(id(member)).map(|s| s.state);
+                if seen != Some(expected) {
+                    return Err(format!(
+                        "{} sees {} as {seen:?}, not {expected:?}, at the end",
+                        id(observer),
+                        id(member)
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn period(&self, periods: u64) -> Instant {
         Instant::ZERO + self.span(periods)
     }
@@ -242,64 +302,14 @@ impl World {
             } else {
                 self.rng.random_range(0..spread)
             };
-            self.push(Instant::from_nanos(at), Event::Story(Step::Join(node)));
+            self.push(
+                Instant::from_nanos(at),
+                Event::Act(GossipAction::Join(node)),
+            );
         }
         self.push(Instant::ZERO, Event::Check);
-        let mut end = self.period(story::CONVERGE_WITHIN);
-        let mut node_time = 0u128;
-        while let Some(Reverse((at, _, event))) = self.events.pop() {
-            if at > end {
-                break;
-            }
-            // Node-time: live nodes × time, for rates per node and period.
-            node_time +=
-                u128::from(at.saturating_since(self.now).as_nanos()) * self.running as u128;
-            self.now = at;
-            match event {
-                Event::Deliver { to, from, bytes } => {
-                    if let Some(gossip) = self.nodes[to].gossip.as_mut() {
-                        gossip
-                            .handle(at, id(from), &bytes)
-                            .map_err(|e| format!("node {to} refused a datagram: {e}"))?;
-                        self.drain(to)?;
-                    }
-                }
-                Event::Timer { node } => {
-                    let slot = &mut self.nodes[node];
-                    if slot.scheduled == Some(at) {
-                        slot.scheduled = None;
-                        if let Some(gossip) = slot.gossip.as_mut() {
-                            gossip.handle_timeout(at);
-                            self.drain(node)?;
-                        }
-                    }
-                }
-                Event::Story(step) => self.step(step)?,
-                Event::Check => {
-                    let all = self
-                        .nodes
-                        .iter()
-                        .all(|slot| slot.gossip.as_ref().is_some_and(|g| g.live() == n));
-                    if all {
-                        self.converged = Some(self.now);
-                        let crash = self.now + self.span(story::CRASH_AFTER);
-                        for (after, step) in [
-                            (0, Step::Crash),
-                            (story::SLOW_FROM, Step::SlowStart),
-                            (story::SLOW_UNTIL, Step::SlowEnd),
-                            (story::REJOIN_AT, Step::Rejoin),
-                        ] {
-                            self.push(crash + self.span(after), Event::Story(step));
-                        }
-                        end = crash + self.span(story::END);
-                    } else {
-                        let tenth =
-                            Duration::from_nanos(self.config.probe_interval.as_nanos() / 10);
-                        self.push(self.now + tenth, Event::Check);
-                    }
-                }
-            }
-        }
+        self.end = self.period(story::CONVERGE_WITHIN);
+        let node_time = self.play()?;
         if self.converged.is_none() {
             return Err(format!(
                 "the cluster did not converge within {} periods",
@@ -346,6 +356,101 @@ impl World {
         })
     }
 
+    /// Plays events until the end; returns the node-time run (live nodes
+    /// × time, for rates per node and period).
+    fn play(&mut self) -> Result<u128, String> {
+        let n = self.scenario.nodes;
+        let mut node_time = 0u128;
+        while let Some(Reverse((at, _, event))) = self.events.pop() {
+            if at > self.end {
+                break;
+            }
+            node_time +=
+                u128::from(at.saturating_since(self.now).as_nanos()) * self.running as u128;
+            self.now = at;
+            match event {
+                Event::Deliver { to, from, bytes } => {
+                    if let Some(gossip) = self.nodes[to].gossip.as_mut() {
+                        gossip
+                            .handle(at, id(from), &bytes)
+                            .map_err(|e| format!("node {to} refused a datagram: {e}"))?;
+                        self.drain(to)?;
+                    }
+                }
+                Event::Timer { node } => {
+                    let slot = &mut self.nodes[node];
+                    if slot.scheduled == Some(at) {
+                        slot.scheduled = None;
+                        if let Some(gossip) = slot.gossip.as_mut() {
+                            gossip.handle_timeout(at);
+                            self.drain(node)?;
+                        }
+                    }
+                }
+                Event::Story(step) => self.step(step)?,
+                Event::Act(action) => self.act(action)?,
+                Event::Check => {
+                    let all = self
+                        .nodes
+                        .iter()
+                        .all(|slot| slot.gossip.as_ref().is_some_and(|g| g.live() == n));
+                    if all {
+                        self.converged = Some(self.now);
+                        let crash = self.now + self.span(story::CRASH_AFTER);
+                        for (after, step) in [
+                            (0, Step::Crash),
+                            (story::SLOW_FROM, Step::SlowStart),
+                            (story::SLOW_UNTIL, Step::SlowEnd),
+                            (story::REJOIN_AT, Step::Rejoin),
+                        ] {
+                            self.push(crash + self.span(after), Event::Story(step));
+                        }
+                        self.end = crash + self.span(story::END);
+                    } else {
+                        let tenth =
+                            Duration::from_nanos(self.config.probe_interval.as_nanos() / 10);
+                        self.push(self.now + tenth, Event::Check);
+                    }
+                }
+            }
+        }
+        Ok(node_time)
+    }
+
+    fn act(&mut self, action: GossipAction) -> Result<(), String> {
+        self.note(|| format!("act {action:?}"));
+        match action {
+            GossipAction::Join(node) => {
+                self.start(node)?;
+                if node != 0 {
+                    let gossip = self.nodes[node].gossip.as_mut().expect("started");
+                    gossip.join(self.now, &[id(0)]);
+                    self.drain(node)?;
+                }
+            }
+            GossipAction::Crash(node) => self.crash(node),
+            GossipAction::Leave(node) => {
+                let gossip = self.nodes[node]
+                    .gossip
+                    .as_mut()
+                    .expect("a running node leaves");
+                gossip.leave(self.now);
+                self.drain(node)?;
+            }
+            GossipAction::Partition(nodes) => self.cut = nodes.into_iter().collect(),
+            GossipAction::Heal => self.cut.clear(),
+        }
+        Ok(())
+    }
+
+    /// Adds a line to the trace, if tracing.
+    fn note(&mut self, line: impl FnOnce() -> String) {
+        if let Some(trace) = &mut self.trace {
+            let secs = self.now.as_nanos() as f64 / 1e9;
+            trace.push(format!("{secs:.6}s {}", line()));
+        }
+    }
+
     fn start(&mut self, node: usize) -> Result<(), String> {
         let meta = Meta {
             addr: format!("10.0.{}.{}:7000", node / 256, node % 256),
@@ -364,14 +469,6 @@ impl World {
     fn step(&mut self, step: Step) -> Result<(), String> {
         let n = self.scenario.nodes;
         match step {
-            Step::Join(node) => {
-                self.start(node)?;
-                if node != 0 {
-                    let gossip = self.nodes[node].gossip.as_mut().expect("started");
-                    gossip.join(self.now, &[id(0)]);
-                    self.drain(node)?;
-                }
-            }
             Step::Crash => {
                 self.crash_at = Some(self.now);
                 for node in self.choose((n / 50).max(1), |slot| !slot.crashed) {
@@ -459,7 +556,10 @@ impl World {
                     }
                     self.messages += 1;
                     self.bytes += datagram.len() as u64;
-                    if self.rng.random_range(0..1_000_000) < self.scenario.loss_ppm {
+                    let lost = self.rng.random_range(0..1_000_000) < self.scenario.loss_ppm;
+                    let cut = self.cut.contains(&node) != self.cut.contains(&index(to));
+                    self.note(|| describe_datagram(node, to, &datagram, lost || cut));
+                    if lost || cut {
                         continue;
                     }
                     self.deliver(node, index(to), datagram, latency_max);
@@ -467,6 +567,11 @@ impl World {
                 Output::SendState { to, frame } => {
                     self.messages += 1;
                     self.bytes += frame.len() as u64;
+                    let cut = self.cut.contains(&node) != self.cut.contains(&index(to));
+                    self.note(|| describe_state(node, to, &frame, cut));
+                    if cut {
+                        continue;
+                    }
                     // A stream: reliable, if slower.
                     self.deliver(node, index(to), frame, latency_max * 3);
                 }
@@ -479,12 +584,19 @@ impl World {
                         ));
                     }
                     slot.persisted = Some(incarnation);
+                    self.note(|| format!("{} persist incarnation {incarnation}", id(node)));
                 }
                 Output::Member {
                     member,
                     status,
                     was,
-                } => self.observe(node, index(member), status, was),
+                } => {
+                    self.note(|| {
+                        let was = was.map_or_else(|| "unknown".to_owned(), show);
+                        format!("{} view {member} {} (was {was})", id(node), show(status))
+                    });
+                    self.observe(node, index(member), status, was)
+                }
                 Output::Meta { .. } | Output::Event(_) => {}
             }
         }
@@ -566,4 +678,102 @@ impl World {
             }
         }
     }
+}
+
+/// Runs `script` on a cluster of `nodes` on a calm network (no loss unless
+/// `loss_ppm`) for `periods` probe intervals, tracing every datagram sent
+/// (and whether it was lost or cut), every exchange of state, every
+/// incarnation persisted and every change of a node's view. At the end,
+/// every running node must know every other running node alive, and every
+/// node that left as left (`Err` otherwise, with the trace so far).
+pub fn trace_script(
+    nodes: usize,
+    seed: u64,
+    periods: u64,
+    script: &[(Duration, GossipAction)],
+) -> Result<Vec<String>, (String, Vec<String>)> {
+    let scenario = GossipScenario {
+        nodes,
+        loss_ppm: 0,
+        lifeguard: true,
+        seed,
+    };
+    let mut world = World::new(scenario);
+    world.trace = Some(Vec::new());
+    for (at, action) in script {
+        world.push(Instant::ZERO + *at, Event::Act(action.clone()));
+    }
+    world.end = world.period(periods);
+    let outcome = world.play().and_then(|_| world.converged_views());
+    let trace = world.trace.take().expect("tracing");
+    match outcome {
+        Ok(()) => Ok(trace),
+        Err(what) => Err((what, trace)),
+    }
+}
+
+/// A status as a trace shows it: `suspect@2`.
+fn show(status: Status) -> String {
+    let state = match status.state {
+        State::Alive => "alive",
+        State::Suspect => "suspect",
+        State::Dead => "dead",
+        State::Left => "left",
+    };
+    format!("{state}@{}", status.incarnation)
+}
+
+fn describe_datagram(from: usize, to: NodeId, datagram: &[u8], dropped: bool) -> String {
+    let message = message::decode(datagram).expect("a node sends what it can decode");
+    let probe = match message.probe {
+        Probe::Ping { seq } => format!("ping {seq}"),
+        Probe::PingReq { seq, target } => format!("ping-req {seq} for {target}"),
+        Probe::Ack { seq } => format!("ack {seq}"),
+        Probe::Nack { seq } => format!("nack {seq}"),
+        Probe::News => "news".to_owned(),
+    };
+    let news: Vec<String> = message
+        .news
+        .iter()
+        .map(|news| match news {
+            News::Member(update) if update.status.state == State::Suspect => {
+                format!(
+                    "{} {} by {}",
+                    update.member,
+                    show(update.status),
+                    update.from
+                )
+            }
+            News::Member(update) => format!("{} {}", update.member, show(update.status)),
+            News::Meta { member, meta } => format!("{member} meta v{}", meta.version),
+            News::Event(event) => format!("event {}@{}", event.name, event.ltime),
+        })
+        .collect();
+    let news = if news.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", news.join(", "))
+    };
+    let fate = if dropped { " (lost)" } else { "" };
+    format!("{} send {probe} to {to}{news}{fate}", id(from))
+}
+
+fn describe_state(from: usize, to: NodeId, frame: &[u8], cut: bool) -> String {
+    let push_pull = message::decode_push_pull(frame).expect("a node sends what it can decode");
+    let kind = if push_pull.answer_wanted {
+        "push-pull"
+    } else {
+        "push-pull answer"
+    };
+    let members: Vec<String> = push_pull
+        .members
+        .iter()
+        .map(|known| format!("{} {}", known.member, show(known.status)))
+        .collect();
+    let fate = if cut { " (cut)" } else { "" };
+    format!(
+        "{} send {kind} to {to} [{}]{fate}",
+        id(from),
+        members.join(", ")
+    )
 }

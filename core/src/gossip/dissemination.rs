@@ -118,13 +118,17 @@ impl<K: Ord + Copy, T: Clone> Broadcasts<K, T> {
     /// News to ride on one message with `room` bytes left, urgent first,
     /// then fewest sends, then newest, skipping what does not fit;
     /// each piece taken counts one send, and is forgotten once sent `limit`
-    /// times. The bytes taken never exceed `room`.
-    pub fn take(&mut self, room: usize, limit: u64) -> Vec<T> {
+    /// times. The bytes taken never exceed `room`. The news about `skip`,
+    /// if any, is left where it is (the message carries it already).
+    pub fn take(&mut self, room: usize, limit: u64, skip: Option<K>) -> Vec<T> {
         let mut left = room;
         let mut taken = Vec::new();
         let mut sent = Vec::new();
         let mut misses = 0;
         for &place in &self.order {
+            if Some(place.3) == skip {
+                continue;
+            }
             let queued = &self.news[&place.3];
             if queued.bytes <= left {
                 left -= queued.bytes;
@@ -225,7 +229,7 @@ mod tests {
 
     /// Subjects of what one message with `room` bytes carries.
     fn take(queue: &mut Broadcasts<u32, u32>, room: usize, limit: u64) -> Vec<u32> {
-        let taken = queue.take(room, limit);
+        let taken = queue.take(room, limit, None);
         queue.check_invariants();
         taken
     }

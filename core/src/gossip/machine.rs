@@ -354,9 +354,9 @@ impl Gossip {
             Urgency::Urgent,
         );
         let limit = retransmit_limit(self.live() as u64) as usize;
+        // Urgent and newest, the news rides first on each of these.
         for to in self.pick(limit, None) {
-            let news = News::Member(left);
-            self.send(to, Probe::News, Some(news));
+            self.send(to, Probe::News, None);
         }
         self.left = true;
         self.probe = None;
@@ -466,6 +466,19 @@ impl Gossip {
         }
         if self.next_push_pull <= now {
             if let Some(&to) = self.pick(1, None).first() {
+                self.send_state(to, true);
+            }
+            // And one member held dead, as serf reconnects: if it lives
+            // (a partition healed), the exchange tells each side of the
+            // other, and each refutes its death. Nothing else would: no
+            // member probes or exchanges with a member it holds dead.
+            let dead: Vec<NodeId> = self
+                .members()
+                .filter(|(_, status)| status.state == State::Dead)
+                .map(|(id, _)| id)
+                .collect();
+            if !dead.is_empty() {
+                let to = dead[self.rng.random_range(0..dead.len())];
                 self.send_state(to, true);
             }
             let members = self.live() as u64;
@@ -579,6 +592,15 @@ impl Gossip {
     }
 
     fn probe_indirectly(&mut self, probe: Probing) {
+        let live = self
+            .list
+            .get(probe.target)
+            .is_some_and(|known| is_live(known.status));
+        if !live {
+            // Declared dead (or gone) since the ping: nothing left to ask.
+            self.probe = None;
+            return;
+        }
         let relays = self.pick(self.config.indirect_probes, Some(probe.target));
         for &relay in &relays {
             self.send(

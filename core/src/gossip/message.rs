@@ -149,8 +149,8 @@ const NEWS_COUNT_BYTES_MAX: usize = 2;
 /// it, against `limit`).
 ///
 /// `first` goes before any of the queue (Lifeguard's buddy system: a
-/// suspected member hears of its suspicion from the prober itself); it
-/// must fit.
+/// suspected member hears of its suspicion from the prober itself), in
+/// place of the queue's news about the same subject; it must fit.
 pub fn encode(
     probe: Probe,
     first: Option<News>,
@@ -165,8 +165,13 @@ pub fn encode(
         fixed <= budget,
         "a gossip datagram of {budget} bytes holds a probe and its first news"
     );
+    let skip = match &first {
+        Some(News::Member(update)) => Some(Subject::Member(update.member)),
+        Some(News::Meta { member, .. }) => Some(Subject::Meta(*member)),
+        Some(News::Event(_)) | None => None,
+    };
     let mut news: Vec<News> = first.into_iter().collect();
-    news.extend(queue.take(budget - fixed, limit));
+    news.extend(queue.take(budget - fixed, limit, skip));
     let mut out = Vec::with_capacity(budget);
     frame::encode(&mut out, FrameKind::Gossip, &Message { probe, news });
     assert!(out.len() <= budget, "a datagram stays within its budget");
@@ -299,7 +304,7 @@ mod tests {
     // and the queue fills only what it leaves.
     #[test]
     fn the_first_news_rides_before_the_queue() {
-        let mut queue = queued((2..400).map(|m| update(m, m)));
+        let mut queue = queued((2..400).map(|m| update(m, m)).chain([update(9_999, 4)]));
         let buddy = update(9_999, 5);
         let datagram = encode(
             Probe::Ping { seq: 1 },
@@ -312,6 +317,13 @@ mod tests {
         let news = decode(&datagram).unwrap().news;
         assert_eq!(news[0], buddy);
         assert!(news.len() > 100, "the queue fills the rest");
+        assert_eq!(
+            news.iter()
+                .filter(|n| subject(n) == Subject::Member(NodeId(9_999)))
+                .count(),
+            1,
+            "in place of the queue's news about the same member"
+        );
     }
 
     // Goal: a full-state exchange round-trips as one frame, and a datagram
