@@ -3,7 +3,8 @@
 //! `cairn-sim gossip` measures at 1,000, held as assertions here.
 
 use cairn::core::gossip::lifeguard::SUSPICION_ALPHA;
-use cairn::sim::gossip::{run_gossip, GossipReport, GossipScenario};
+use cairn::core::time::Duration;
+use cairn::sim::gossip::{run_gossip, trace_script, GossipAction, GossipReport, GossipScenario};
 
 fn run(lifeguard: bool, seed: u64) -> GossipReport {
     run_gossip(GossipScenario {
@@ -54,4 +55,37 @@ fn gossip_at_100_detects_and_spreads_within_log_n_periods() {
 fn a_gossip_run_is_its_seeds() {
     assert_eq!(run(true, 3), run(true, 3));
     assert_ne!(run(true, 3), run(true, 4));
+}
+
+// Goal (FAULTS GO2): a node losing 30% of the datagrams it sends and
+// receives, for two minutes in a cluster of 20, is suspected now and then
+// and refutes each time (through indirect probes, the buddy system and a
+// refutation said at once): no node ever holds it dead, and once its loss
+// ends every view converges.
+#[test]
+fn a_lossy_node_is_never_declared_dead() {
+    for seed in 0..10 {
+        let mut script: Vec<(Duration, GossipAction)> = (0..20)
+            .map(|node| {
+                (
+                    Duration::from_millis(50 * node as u64),
+                    GossipAction::Join(node),
+                )
+            })
+            .collect();
+        script.push((Duration::from_secs(10), GossipAction::Lossy(7, 300_000)));
+        script.push((Duration::from_secs(130), GossipAction::Lossy(7, 0)));
+        let lines = trace_script(20, seed, 200, &script)
+            .unwrap_or_else(|(what, _)| panic!("seed {seed}: {what}"));
+        let suspected = lines
+            .iter()
+            .filter(|l| l.contains("view n8 suspect"))
+            .count();
+        let dead: Vec<&String> = lines
+            .iter()
+            .filter(|l| l.contains("view n8 dead"))
+            .collect();
+        assert!(suspected > 0, "seed {seed}: the loss is felt");
+        assert!(dead.is_empty(), "seed {seed}: {dead:?}");
+    }
 }

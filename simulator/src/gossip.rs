@@ -130,6 +130,9 @@ pub enum GossipAction {
     Partition(Vec<usize>),
     /// The partition heals.
     Heal,
+    /// The node loses this share of the datagrams it sends or receives,
+    /// in parts per million (on top of the network's loss).
+    Lossy(usize, u32),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -169,6 +172,8 @@ struct World {
     end: Instant,
     /// The nodes cut off from the others, if any.
     cut: BTreeSet<usize>,
+    /// Nodes that lose a share of their datagrams, in parts per million.
+    lossy: BTreeMap<usize, u32>,
     /// One line per event, when tracing.
     trace: Option<Vec<String>>,
     // Measurements.
@@ -231,6 +236,7 @@ impl World {
             running: 0,
             end: Instant::ZERO,
             cut: BTreeSet::new(),
+            lossy: BTreeMap::new(),
             trace: None,
             crash_at: None,
             first_suspect: BTreeMap::new(),
@@ -439,6 +445,9 @@ impl World {
             }
             GossipAction::Partition(nodes) => self.cut = nodes.into_iter().collect(),
             GossipAction::Heal => self.cut.clear(),
+            GossipAction::Lossy(node, ppm) => {
+                self.lossy.insert(node, ppm);
+            }
         }
         Ok(())
     }
@@ -556,7 +565,13 @@ impl World {
                     }
                     self.messages += 1;
                     self.bytes += datagram.len() as u64;
-                    let lost = self.rng.random_range(0..1_000_000) < self.scenario.loss_ppm;
+                    let local = |n: usize| self.lossy.get(&n).copied().unwrap_or(0);
+                    let loss = self
+                        .scenario
+                        .loss_ppm
+                        .max(local(node))
+                        .max(local(index(to)));
+                    let lost = self.rng.random_range(0..1_000_000) < loss;
                     let cut = self.cut.contains(&node) != self.cut.contains(&index(to));
                     self.note(|| describe_datagram(node, to, &datagram, lost || cut));
                     if lost || cut {

@@ -760,6 +760,17 @@ impl Gossip {
                 self.outputs.push_back(Output::Persist { incarnation });
                 self.health_event(HealthEvent::Refuted);
                 self.announce_alive(Urgency::Urgent);
+                // Said at once, not only as news riding on whatever this
+                // node sends next: to whoever accused it, and to k others.
+                // Confirmations shrink a suspicion to the shortest timeout,
+                // and a node losing much of its traffic may send little.
+                let mut to = self.pick(self.config.indirect_probes, Some(update.from));
+                if update.from != self.me && self.list.get(update.from).is_some() {
+                    to.insert(0, update.from);
+                }
+                for member in to {
+                    self.send(member, Probe::News, None);
+                }
             }
         }
     }
@@ -1219,7 +1230,30 @@ mod tests {
             .handle(at(3), NodeId(2), &datagram)
             .unwrap();
         let outputs = drain(cluster.nodes.get_mut(&NodeId(4)).unwrap());
-        assert_eq!(outputs, [Output::Persist { incarnation: 1 }]);
+        assert_eq!(
+            outputs[0],
+            Output::Persist { incarnation: 1 },
+            "persisted first"
+        );
+        // Then said at once: to the accuser first, then to k others (here
+        // the two left).
+        let told: Vec<NodeId> = outputs[1..]
+            .iter()
+            .map(|output| match output {
+                Output::Send { to, datagram } => {
+                    let news = message::decode(datagram).unwrap().news;
+                    assert!(news.contains(&News::Member(Update {
+                        member: NodeId(4),
+                        status: alive(1),
+                        from: NodeId(4),
+                    })));
+                    *to
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(told[0], NodeId(2), "the accuser first");
+        assert_eq!(told.len(), 3);
         assert_eq!(cluster.nodes[&NodeId(4)].incarnation(), 1);
         assert_eq!(
             cluster.nodes[&NodeId(4)].health(),
