@@ -10,12 +10,14 @@
 //! first suspected and known dead by every live node, how soon the rejoin
 //! is known to all, the false suspicions and false deaths of healthy nodes
 //! (neither crashed nor slow), and the messages and bytes each node sends
-//! per period.
+//! per period. It also runs small traced scripts (join, crash, leave,
+//! partition, heal, a lossy node) for the reviewed traces and tests.
 //!
 //! It must never read a clock or draw unseeded randomness: one seed
 //! replays a run exactly. It checks as it goes that every datagram fits
-//! its budget and that no node's incarnation goes backwards, and fails the
-//! run (an `Err`) otherwise.
+//! its budget and that no node's incarnation goes backwards (and, in a
+//! traced script, every machine's invariants after every step and every
+//! view converged at the end), and fails the run (an `Err`) otherwise.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -547,6 +549,14 @@ impl World {
     }
 
     fn drain(&mut self, node: usize) -> Result<(), String> {
+        if self.trace.is_some() {
+            // A traced script is small: every step is checked.
+            self.nodes[node]
+                .gossip
+                .as_ref()
+                .expect("running")
+                .check_invariants();
+        }
         let latency_max = 10_000_000u64;
         while let Some(output) = self.nodes[node]
             .gossip
