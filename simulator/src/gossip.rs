@@ -209,7 +209,16 @@ fn periods(config: &GossipConfig, span: Duration) -> f64 {
 
 /// Runs `scenario`'s story; `Err` names a broken rule.
 pub fn run_gossip(scenario: GossipScenario) -> Result<GossipReport, String> {
-    World::new(scenario).run()
+    run_gossip_watched(scenario, &mut |_| {})
+}
+
+/// Runs `scenario`'s story like [`run_gossip`], telling `watch` each
+/// simulated period as it begins (for a progress display).
+pub fn run_gossip_watched(
+    scenario: GossipScenario,
+    watch: &mut dyn FnMut(u64),
+) -> Result<GossipReport, String> {
+    World::new(scenario).run(watch)
 }
 
 impl World {
@@ -299,7 +308,7 @@ impl World {
         self.events.push(Reverse((at, self.sequence, event)));
     }
 
-    fn run(mut self) -> Result<GossipReport, String> {
+    fn run(mut self, watch: &mut dyn FnMut(u64)) -> Result<GossipReport, String> {
         let n = self.scenario.nodes;
         // Node 0 starts first; the others join through it, spread over
         // the first periods.
@@ -317,7 +326,7 @@ impl World {
         }
         self.push(Instant::ZERO, Event::Check);
         self.end = self.period(story::CONVERGE_WITHIN);
-        let node_time = self.play()?;
+        let node_time = self.play(watch)?;
         if self.converged.is_none() {
             return Err(format!(
                 "the cluster did not converge within {} periods",
@@ -366,12 +375,18 @@ impl World {
 
     /// Plays events until the end; returns the node-time run (live nodes
     /// × time, for rates per node and period).
-    fn play(&mut self) -> Result<u128, String> {
+    fn play(&mut self, watch: &mut dyn FnMut(u64)) -> Result<u128, String> {
         let n = self.scenario.nodes;
         let mut node_time = 0u128;
+        let mut period = 0;
         while let Some(Reverse((at, _, event))) = self.events.pop() {
             if at > self.end {
                 break;
+            }
+            let now_period = at.as_nanos() / self.config.probe_interval.as_nanos();
+            if now_period > period {
+                period = now_period;
+                watch(period);
             }
             node_time +=
                 u128::from(at.saturating_since(self.now).as_nanos()) * self.running as u128;
@@ -729,7 +744,9 @@ pub fn trace_script(
         world.push(Instant::ZERO + *at, Event::Act(action.clone()));
     }
     world.end = world.period(periods);
-    let outcome = world.play().and_then(|_| world.converged_views());
+    let outcome = world
+        .play(&mut |_| {})
+        .and_then(|_| world.converged_views());
     let trace = world.trace.take().expect("tracing");
     match outcome {
         Ok(()) => Ok(trace),

@@ -128,7 +128,7 @@ fn wall<T>(f: impl FnOnce() -> T) -> (T, f64) {
 
 fn bar(len: u64, what: &str) -> ProgressBar {
     let bar = ProgressBar::new(len);
-    let template = format!("[{{bar:40}}] {{pos}}/{{len}} {what} {{elapsed}}");
+    let template = format!("[{{bar:40}}] {{pos}}/{{len}} {what} {{elapsed}} {{msg}}");
     bar.set_style(ProgressStyle::with_template(&template).expect("a valid template"));
     bar
 }
@@ -254,7 +254,7 @@ fn sweep(seeds: u64, start: u64) -> ExitCode {
 }
 
 fn gossip(nodes: usize, loss: f64, seed: u64, lifeguard: bool, compare: bool) -> ExitCode {
-    use cairn_sim::gossip::{run_gossip, GossipReport, GossipScenario};
+    use cairn_sim::gossip::{run_gossip_watched, GossipReport, GossipScenario};
     if !(0.0..1.0).contains(&loss) {
         eprintln!("error: --loss must be at least 0 and below 1, not {loss}");
         return ExitCode::from(2);
@@ -287,7 +287,15 @@ fn gossip(nodes: usize, loss: f64, seed: u64, lifeguard: bool, compare: bool) ->
     let progress = bar(runs.len() as u64, "gossip runs");
     let mut reports = Vec::new();
     for scenario in runs {
-        match run_gossip(scenario) {
+        let variant = if scenario.lifeguard {
+            "lifeguard"
+        } else {
+            "swim"
+        };
+        let mut watch = |period: u64| {
+            progress.set_message(format!("n={} {variant}: period {period}", scenario.nodes));
+        };
+        match run_gossip_watched(scenario, &mut watch) {
             Ok(report) => {
                 progress.suspend(|| println!("{}", describe(&report)));
                 reports.push(report);
