@@ -1307,6 +1307,9 @@ impl World {
                     .send(self.now, id, client_address(client.get()), wire);
                 return Ok(());
             }
+            NodeOutput::Gossip(output) => {
+                unreachable!("the world starts no node's gossip yet: {output:?}")
+            }
         };
         match output {
             Output::Disk(request) if self.nodes[position].crash_at_write => {

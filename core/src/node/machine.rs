@@ -24,12 +24,15 @@ use bytes::Bytes;
 
 use crate::bugs::Bug;
 use crate::error::Error;
+use crate::gossip::machine::{Gossip, Output as GossipOutput};
+use crate::gossip::member::State;
 use crate::ids::{ClientId, IoId, LogIndex, NodeId, Offset, ReadId, RequestId, Term};
 use crate::limits::{CLIENT_REQUESTS_MAX, READ_BYTES_MAX, READ_ENTRIES_MAX, SCRUB_READ_BYTES};
 use crate::log::disk::{DiskError, DiskOutcome};
 use crate::log::entry::{NewEntry, Stamp};
 use crate::log::machine::{Log, ReadBatch, ReadError, ReadFrom};
 use crate::log::producers::Decision;
+use crate::node::membership::{next_change, Facts, MembershipPolicy, Seen};
 use crate::raft::machine::{Output as RaftOutput, Raft, RaftConfig};
 use crate::raft::membership::{Change, Refused};
 use crate::raft::message::Message;
@@ -194,6 +197,22 @@ pub enum Output {
         /// The answer.
         reply: Reply,
     },
+    /// Gossip's outputs (datagrams and state to send, incarnations to
+    /// persist, and what observers may watch: members' states, metadata,
+    /// user events), when the node gossips.
+    Gossip(GossipOutput),
+}
+
+/// Gossip, and the Raft membership it drives (`node::membership`).
+#[derive(Debug)]
+struct Steward {
+    gossip: Gossip,
+    policy: MembershipPolicy,
+    /// What gossip says of each member, since when.
+    seen: BTreeMap<NodeId, Seen>,
+    /// The last time the node was told: dead times that ran out by then
+    /// have been acted on.
+    now: Instant,
 }
 
 /// A produce or a membership change waiting for its entry to commit.
@@ -257,6 +276,7 @@ pub struct Node {
     confirming: BTreeMap<u64, Consumer>,
     next_read: u64,
     scrub: Scrub,
+    steward: Option<Steward>,
     outputs: VecDeque<Output>,
 }
 
@@ -286,6 +306,7 @@ impl Node {
                 rounds: 0,
                 on: true,
             },
+            steward: None,
             outputs: VecDeque::new(),
         };
         node.drain(now);
@@ -594,11 +615,113 @@ impl Node {
         self.drain(now);
     }
 
-    /// Fires Raft's timers and answers follows whose wait ran out.
+    /// Starts gossiping with `gossip`, and lets what it learns drive Raft
+    /// membership by `policy` while this node leads: a member found joins
+    /// as a learner and is promoted up to `policy.voters`; a member that
+    /// left is removed; a member dead for `policy.dead_after` is removed
+    /// only while a majority of the remaining voters is alive.
+    pub fn start_gossip(&mut self, now: Instant, gossip: Gossip, policy: MembershipPolicy) {
+        self.steward = Some(Steward {
+            gossip,
+            policy,
+            seen: BTreeMap::new(),
+            now,
+        });
+        self.drain_gossip(now);
+    }
+
+    /// The gossip machine, if this node gossips.
+    pub fn gossip(&self) -> Option<&Gossip> {
+        self.steward.as_ref().map(|steward| &steward.gossip)
+    }
+
+    /// Joins the cluster's gossip through `seeds`.
+    pub fn join_gossip(&mut self, now: Instant, seeds: &[NodeId]) {
+        if let Some(steward) = self.steward.as_mut() {
+            steward.gossip.join(now, seeds);
+            self.drain_gossip(now);
+        }
+    }
+
+    /// Takes in gossip's bytes from `from`; malformed bytes are an error
+    /// and change nothing. A node that does not gossip ignores them.
+    pub fn handle_gossip(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        bytes: &[u8],
+    ) -> Result<(), cairn_proto::FrameError> {
+        if let Some(steward) = self.steward.as_mut() {
+            steward.gossip.handle(now, from, bytes)?;
+            self.drain_gossip(now);
+        }
+        Ok(())
+    }
+
+    /// Moves gossip's outputs out, keeping what it says of each member, and
+    /// asks Raft for the membership change it calls for, if this node leads.
+    fn drain_gossip(&mut self, now: Instant) {
+        let Some(steward) = self.steward.as_mut() else {
+            return;
+        };
+        steward.now = steward.now.max(now);
+        while let Some(output) = steward.gossip.poll_output() {
+            if let GossipOutput::Member { member, status, .. } = &output {
+                let unchanged = steward
+                    .seen
+                    .get(member)
+                    .is_some_and(|seen| seen.state == status.state);
+                if !unchanged {
+                    let seen = Seen {
+                        state: status.state,
+                        since: now,
+                    };
+                    steward.seen.insert(*member, seen);
+                }
+            }
+            self.outputs.push_back(Output::Gossip(output));
+        }
+        self.steward_membership(now);
+    }
+
+    /// Asks Raft for the next change gossip calls for, if this node leads
+    /// (Raft refuses while another change is uncommitted: one at a time).
+    fn steward_membership(&mut self, now: Instant) {
+        let Some(steward) = self.steward.as_ref() else {
+            return;
+        };
+        if !self.raft.is_leader() {
+            return;
+        }
+        let matched = self.raft.matched();
+        let facts = Facts {
+            me: self.raft.id(),
+            configuration: self.raft.configuration(),
+            seen: &steward.seen,
+            matched: &matched,
+            commit: self.raft.commit(),
+            now,
+        };
+        if let Some(change) = next_change(&steward.policy, &facts) {
+            // Refused while a change is under way, or before this leader's
+            // no-op commits: asked again at the next event.
+            let _ = self.raft.change_membership(now, change);
+            self.drain(now);
+        }
+    }
+
+    /// Fires Raft's and gossip's timers and answers follows whose wait ran
+    /// out.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.raft.poll_timeout().is_some_and(|at| at <= now) {
             self.raft.handle_timeout(now);
         }
+        if let Some(steward) = self.steward.as_mut() {
+            if steward.gossip.poll_timeout().is_some_and(|at| at <= now) {
+                steward.gossip.handle_timeout(now);
+            }
+        }
+        self.drain_gossip(now);
         self.scrub(now);
         let (due, parked): (Vec<_>, Vec<_>) = self
             .parked
@@ -684,7 +807,21 @@ impl Node {
     pub fn poll_timeout(&self) -> Option<Instant> {
         let parked = self.parked.iter().map(|(deadline, _)| *deadline).min();
         let scrub = (self.scrub.on && self.scrub.read.is_none()).then_some(self.scrub.due);
-        [self.raft.poll_timeout(), parked, scrub]
+        let gossip = self.steward.as_ref().and_then(|s| s.gossip.poll_timeout());
+        // A dead member's dead time running out may call for a change.
+        let dead_time = self
+            .steward
+            .as_ref()
+            .filter(|_| self.raft.is_leader())
+            .and_then(|s| {
+                s.seen
+                    .values()
+                    .filter(|seen| seen.state == State::Dead)
+                    .map(|seen| seen.since + s.policy.dead_after)
+                    .filter(|&at| at > s.now)
+                    .min()
+            });
+        [self.raft.poll_timeout(), parked, scrub, gossip, dead_time]
             .into_iter()
             .flatten()
             .min()

@@ -27,9 +27,6 @@ pub struct MembershipPolicy {
     pub voters: usize,
     /// How long gossip must hold a member dead before it is removed.
     pub dead_after: Duration,
-    /// A learner is caught up when its log is within this many entries of
-    /// the leader's.
-    pub caught_up_within: u64,
 }
 
 impl Default for MembershipPolicy {
@@ -37,7 +34,6 @@ impl Default for MembershipPolicy {
         MembershipPolicy {
             voters: 3,
             dead_after: Duration::from_secs(60),
-            caught_up_within: 64,
         }
     }
 }
@@ -62,8 +58,9 @@ pub struct Facts<'a> {
     pub seen: &'a BTreeMap<NodeId, Seen>,
     /// How far each follower's log matches the leader's.
     pub matched: &'a BTreeMap<NodeId, LogIndex>,
-    /// The leader's last index.
-    pub last_index: LogIndex,
+    /// The commit index: a learner whose log matches through it is caught
+    /// up (Raft's own rule for a promotion).
+    pub commit: LogIndex,
     /// Now.
     pub now: Instant,
 }
@@ -112,10 +109,7 @@ pub fn next_change(policy: &MembershipPolicy, facts: &Facts<'_>) -> Option<Chang
         }
     }
     if configuration.voters.0.len() < policy.voters {
-        let caught_up = |id: &NodeId| {
-            let matched = facts.matched.get(id).copied().unwrap_or(LogIndex(0));
-            matched.0 + policy.caught_up_within >= facts.last_index.0
-        };
+        let caught_up = |id: &NodeId| facts.matched.get(id).is_some_and(|&m| m >= facts.commit);
         let best = configuration
             .learners
             .iter()
@@ -152,7 +146,6 @@ mod tests {
         let policy = MembershipPolicy {
             voters: 3,
             dead_after: Duration::from_secs(60),
-            caught_up_within: 10,
         };
         type Row = (
             &'static str,
@@ -283,7 +276,7 @@ mod tests {
                 configuration: &configuration,
                 seen: &seen,
                 matched: &matched,
-                last_index: LogIndex(100),
+                commit: LogIndex(90),
                 now: secs(100),
             };
             assert_eq!(next_change(&policy, &facts), expected, "{what}");
@@ -318,7 +311,7 @@ mod tests {
                     configuration: &configuration,
                     seen: &seen,
                     matched: &BTreeMap::new(),
-                    last_index: LogIndex(0),
+                    commit: LogIndex(0),
                     now: secs(hours * 3600),
                 };
                 assert_eq!(

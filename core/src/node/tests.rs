@@ -7,10 +7,13 @@ use std::collections::{BTreeMap, VecDeque};
 use bytes::Bytes;
 
 use crate::config::LogConfig;
+use crate::gossip::machine::{Gossip, GossipConfig, Output as GossipOutput};
+use crate::gossip::message::Meta;
 use crate::ids::{ClientId, NodeId, Offset, RequestId};
 use crate::log::entry::Stamp;
 use crate::log::machine::Log;
 use crate::node::machine::{ClientError, Node, Output, Reply, Request};
+use crate::node::membership::MembershipPolicy;
 use crate::raft::machine::{Output as RaftOutput, RaftConfig};
 use crate::raft::message::Envelope;
 use crate::raft::quorum::{Configuration, Voters};
@@ -24,6 +27,8 @@ struct Cluster {
     log: LogConfig,
     now: Instant,
     wire: VecDeque<(NodeId, Envelope)>,
+    /// Gossip's datagrams and exchanges: from, to, bytes.
+    gossip_wire: VecDeque<(NodeId, NodeId, Vec<u8>)>,
     replies: Vec<(NodeId, RequestId, Reply)>,
     next_request: u64,
 }
@@ -45,11 +50,38 @@ impl Cluster {
             log,
             now: Instant::ZERO,
             wire: VecDeque::new(),
+            gossip_wire: VecDeque::new(),
             replies: Vec::new(),
             next_request: 1,
         };
         for id in ids {
             cluster.start(NodeId(id));
+        }
+        cluster
+    }
+
+    /// `voters` voters and `spares` nodes in no configuration, all
+    /// gossiping, joined through n1, with membership following gossip by
+    /// `policy`.
+    fn gossiping(voters: u64, spares: u64, policy: MembershipPolicy) -> Cluster {
+        let mut cluster = Cluster::new(voters);
+        for id in voters + 1..=voters + spares {
+            cluster.disks.insert(NodeId(id), MapDisk::default());
+            cluster.start(NodeId(id));
+        }
+        let now = cluster.now;
+        for (&id, node) in &mut cluster.nodes {
+            let gossip = Gossip::new(
+                id,
+                GossipConfig::default(),
+                None,
+                Meta::default(),
+                id.get(),
+                now,
+            )
+            .expect("a valid gossip config");
+            node.start_gossip(now, gossip, policy);
+            node.join_gossip(now, &[NodeId(1)]);
         }
         cluster
     }
@@ -92,6 +124,15 @@ impl Cluster {
                     Output::Reply {
                         id: request, reply, ..
                     } => self.replies.push((id, request, reply)),
+                    Output::Gossip(GossipOutput::Send {
+                        to,
+                        datagram: bytes,
+                    })
+                    | Output::Gossip(GossipOutput::SendState { to, frame: bytes }) => {
+                        self.gossip_wire.push_back((id, to, bytes))
+                    }
+                    // Persisted at once; the rest is for observers.
+                    Output::Gossip(_) => {}
                 }
             }
         }
@@ -105,6 +146,13 @@ impl Cluster {
         if let Some((from, envelope)) = self.wire.pop_front() {
             if let Some(node) = self.nodes.get_mut(&envelope.to) {
                 node.handle(self.now, from, envelope.message);
+            }
+            return;
+        }
+        if let Some((from, to, bytes)) = self.gossip_wire.pop_front() {
+            if let Some(node) = self.nodes.get_mut(&to) {
+                node.handle_gossip(self.now, from, &bytes)
+                    .expect("intact gossip");
             }
             return;
         }
@@ -429,4 +477,53 @@ fn linearizable_reads_at_the_leader() {
             leader: Some(leader)
         })
     );
+}
+
+// Goal: gossip drives Raft membership. A one-voter cluster configured for
+// three voters finds two more nodes by gossip; each joins as a learner, is
+// promoted once caught up, and the cluster ends with three voters that
+// commit what is produced.
+#[test]
+fn members_found_by_gossip_become_learners_then_voters() {
+    let policy = MembershipPolicy {
+        voters: 3,
+        ..MembershipPolicy::default()
+    };
+    let mut cluster = Cluster::gossiping(1, 2, policy);
+    let leader = cluster.leader();
+    assert_eq!(leader, NodeId(1));
+    cluster.run_until(|c| {
+        let configuration = c.nodes[&NodeId(1)].raft().configuration();
+        configuration.voters.0.len() == 3
+            && c.nodes[&NodeId(1)].raft().commit()
+                >= c.nodes[&NodeId(1)].raft().configuration_index()
+    });
+    let configuration = cluster.nodes[&NodeId(1)].raft().configuration().clone();
+    assert_eq!(configuration, Configuration::of(&[1, 2, 3], &[]));
+    let reply = cluster.ask(NodeId(1), produce(&["a"], None));
+    assert!(matches!(reply, Reply::Produced { .. }), "{reply:?}");
+}
+
+// Goal: the number of voters stays as configured: a fourth node found by
+// gossip joins as a learner and stays one.
+#[test]
+fn members_past_the_configured_voters_stay_learners() {
+    let policy = MembershipPolicy {
+        voters: 3,
+        ..MembershipPolicy::default()
+    };
+    let mut cluster = Cluster::gossiping(3, 1, policy);
+    cluster.leader();
+    cluster.run_until(|c| {
+        c.nodes.values().filter(|n| n.raft().is_leader()).any(|n| {
+            n.raft().configuration().learners.contains(&NodeId(4))
+                && n.raft().commit() >= n.raft().configuration_index()
+        })
+    });
+    // Time passes; nothing more changes.
+    let until = cluster.now + Duration::from_secs(30);
+    cluster.run_until(|c| c.now >= until);
+    let leader = cluster.leader();
+    let configuration = cluster.nodes[&leader].raft().configuration().clone();
+    assert_eq!(configuration, Configuration::of(&[1, 2, 3], &[4]));
 }

@@ -17,6 +17,8 @@
 //! while another is uncommitted, and never promote a learner that has not
 //! caught up.
 
+use std::collections::BTreeMap;
+
 use bytes::Bytes;
 
 use crate::ids::{LogIndex, NodeId};
@@ -129,6 +131,15 @@ pub fn next(
 }
 
 impl Raft {
+    /// How far each follower's log matches this leader's (empty unless
+    /// this node leads).
+    pub fn matched(&self) -> BTreeMap<NodeId, LogIndex> {
+        self.leadership
+            .as_ref()
+            .map(|l| l.progress.iter().map(|(&id, p)| (id, p.matched)).collect())
+            .unwrap_or_default()
+    }
+
     /// Starts `change` at the leader: appends its configuration entry, in
     /// effect at once; it is committed with a later `Output::Committed`
     /// through the returned index.
