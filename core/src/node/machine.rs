@@ -643,6 +643,15 @@ impl Node {
         }
     }
 
+    /// Leaves the cluster's gossip gracefully: the leader removes this
+    /// node from the configuration once it hears.
+    pub fn leave_gossip(&mut self, now: Instant) {
+        if let Some(steward) = self.steward.as_mut() {
+            steward.gossip.leave(now);
+            self.drain_gossip(now);
+        }
+    }
+
     /// Takes in gossip's bytes from `from`; malformed bytes are an error
     /// and change nothing. A node that does not gossip ignores them.
     pub fn handle_gossip(

@@ -527,3 +527,50 @@ fn members_past_the_configured_voters_stay_learners() {
     let configuration = cluster.nodes[&leader].raft().configuration().clone();
     assert_eq!(configuration, Configuration::of(&[1, 2, 3], &[4]));
 }
+
+// Goal: a voter that leaves gracefully is removed at once; a voter that
+// crashes is removed only once gossip has held it dead for the dead time,
+// while the remaining voters are alive.
+#[test]
+fn members_that_leave_or_stay_dead_are_removed() {
+    let policy = MembershipPolicy {
+        voters: 4,
+        dead_after: Duration::from_secs(20),
+    };
+    let mut cluster = Cluster::gossiping(4, 0, policy);
+    cluster.leader();
+    let leaver = NodeId(4);
+    let now = cluster.now;
+    cluster
+        .nodes
+        .get_mut(&leaver)
+        .expect("n4")
+        .leave_gossip(now);
+    let configured = |c: &Cluster, voters: &[u64]| {
+        c.nodes.values().filter(|n| n.raft().is_leader()).any(|n| {
+            *n.raft().configuration() == Configuration::of(voters, &[])
+                && n.raft().commit() >= n.raft().configuration_index()
+        })
+    };
+    cluster.run_until(|c| configured(c, &[1, 2, 3]));
+    cluster.nodes.remove(&leaver);
+
+    // n3 crashes: suspected, then dead; removed only after the dead time.
+    let crashed = NodeId(3);
+    let leader = cluster.leader();
+    assert_ne!(leader, crashed, "n1 leads from the start");
+    cluster.nodes.remove(&crashed);
+    let dead_at = |c: &Cluster| {
+        c.nodes[&leader]
+            .gossip()
+            .and_then(|g| g.status(crashed))
+            .is_some_and(|s| s.state == crate::gossip::member::State::Dead)
+    };
+    cluster.run_until(dead_at);
+    let declared = cluster.now;
+    cluster.run_until(|c| configured(c, &[1, 2]));
+    assert!(
+        cluster.now.saturating_since(declared) >= Duration::from_secs(20),
+        "not before the dead time"
+    );
+}
