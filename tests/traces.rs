@@ -221,10 +221,11 @@ fn gossip_trace(seed: u64, periods: u64, script: &[(Duration, GossipAction)]) ->
         .join("\n")
 }
 
-/// Nodes 0 to 3 join at once, in id order, 100 ms apart.
-fn four_joined() -> Vec<(Duration, GossipAction)> {
+/// Nodes 0 to 3 join, in id order, 100 ms apart, and node 4 at `last`.
+fn joined(last: Duration) -> Vec<(Duration, GossipAction)> {
     (0..4)
         .map(|node| (ms(100 * node as u64), GossipAction::Join(node)))
+        .chain([(last, GossipAction::Join(4))])
         .collect()
 }
 
@@ -233,8 +234,7 @@ fn four_joined() -> Vec<(Duration, GossipAction)> {
 // periods every node holds it alive (with its metadata).
 #[test]
 fn gossip_join() {
-    let mut script = four_joined();
-    script.push((ms(5_000), GossipAction::Join(4)));
+    let script = joined(ms(5_000));
     assert_trace!("gossip_join", gossip_trace(1, 10, &script));
 }
 
@@ -244,8 +244,7 @@ fn gossip_join() {
 // and every node takes the refutation.
 #[test]
 fn gossip_suspect_then_refute() {
-    let mut script = four_joined();
-    script.push((ms(400), GossipAction::Join(4)));
+    let mut script = joined(ms(400));
     script.push((ms(5_000), GossipAction::Partition(vec![4])));
     script.push((ms(7_500), GossipAction::Heal));
     assert_trace!("gossip_suspect_then_refute", gossip_trace(2, 40, &script));
@@ -256,8 +255,7 @@ fn gossip_suspect_then_refute() {
 // n5 is declared dead and the death spreads.
 #[test]
 fn gossip_suspect_then_dead() {
-    let mut script = four_joined();
-    script.push((ms(400), GossipAction::Join(4)));
+    let mut script = joined(ms(400));
     script.push((ms(5_000), GossipAction::Crash(4)));
     assert_trace!("gossip_suspect_then_dead", gossip_trace(3, 20, &script));
 }
@@ -266,8 +264,7 @@ fn gossip_suspect_then_dead() {
 // gossip, and goes quiet; nobody suspects it.
 #[test]
 fn gossip_graceful_leave() {
-    let mut script = four_joined();
-    script.push((ms(400), GossipAction::Join(4)));
+    let mut script = joined(ms(400));
     script.push((ms(5_000), GossipAction::Leave(4)));
     assert_trace!("gossip_graceful_leave", gossip_trace(4, 9, &script));
 }
@@ -278,8 +275,7 @@ fn gossip_graceful_leave() {
 // side of the other, each refutes its death, and every view converges.
 #[test]
 fn gossip_partition_and_heal() {
-    let mut script = four_joined();
-    script.push((ms(400), GossipAction::Join(4)));
+    let mut script = joined(ms(400));
     script.push((ms(5_000), GossipAction::Partition(vec![3, 4])));
     script.push((ms(35_000), GossipAction::Heal));
     assert_trace!("gossip_partition_and_heal", gossip_trace(5, 100, &script));
