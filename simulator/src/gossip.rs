@@ -755,7 +755,8 @@ pub fn trace_script(
 }
 
 /// A status as a trace shows it: `suspect@2`.
-fn show(status: Status) -> String {
+/// A member's status as traces show it: `alive@3`.
+pub fn show(status: Status) -> String {
     let state = match status.state {
         State::Alive => "alive",
         State::Suspect => "suspect",
@@ -766,7 +767,36 @@ fn show(status: Status) -> String {
 }
 
 fn describe_datagram(from: usize, to: NodeId, datagram: &[u8], dropped: bool) -> String {
-    let message = message::decode(datagram).expect("a node sends what it can decode");
+    let (probe, news) = frame_parts(datagram, false);
+    let fate = if dropped { " (lost)" } else { "" };
+    format!("{} send {probe} to {to}{news}{fate}", id(from))
+}
+
+fn describe_state(from: usize, to: NodeId, frame: &[u8], cut: bool) -> String {
+    let (kind, members) = frame_parts(frame, true);
+    let fate = if cut { " (cut)" } else { "" };
+    format!("{} send {kind} to {to}{members}{fate}", id(from))
+}
+
+/// What a gossip frame says, for traces, in two parts: its kind (`ping 3`,
+/// `push-pull`) and what it carries (` [n2 alive@1, n3 meta v0]`, or
+/// nothing). A full-state exchange (`stream`) lists every member.
+pub fn frame_parts(frame: &[u8], stream: bool) -> (String, String) {
+    if stream {
+        let push_pull = message::decode_push_pull(frame).expect("a node sends what it can decode");
+        let kind = if push_pull.answer_wanted {
+            "push-pull"
+        } else {
+            "push-pull answer"
+        };
+        let members: Vec<String> = push_pull
+            .members
+            .iter()
+            .map(|known| format!("{} {}", known.member, show(known.status)))
+            .collect();
+        return (kind.to_owned(), format!(" [{}]", members.join(", ")));
+    }
+    let message = message::decode(frame).expect("a node sends what it can decode");
     let probe = match message.probe {
         Probe::Ping { seq } => format!("ping {seq}"),
         Probe::PingReq { seq, target } => format!("ping-req {seq} for {target}"),
@@ -796,26 +826,5 @@ fn describe_datagram(from: usize, to: NodeId, datagram: &[u8], dropped: bool) ->
     } else {
         format!(" [{}]", news.join(", "))
     };
-    let fate = if dropped { " (lost)" } else { "" };
-    format!("{} send {probe} to {to}{news}{fate}", id(from))
-}
-
-fn describe_state(from: usize, to: NodeId, frame: &[u8], cut: bool) -> String {
-    let push_pull = message::decode_push_pull(frame).expect("a node sends what it can decode");
-    let kind = if push_pull.answer_wanted {
-        "push-pull"
-    } else {
-        "push-pull answer"
-    };
-    let members: Vec<String> = push_pull
-        .members
-        .iter()
-        .map(|known| format!("{} {}", known.member, show(known.status)))
-        .collect();
-    let fate = if cut { " (cut)" } else { "" };
-    format!(
-        "{} send {kind} to {to} [{}]{fate}",
-        id(from),
-        members.join(", ")
-    )
+    (probe, news)
 }

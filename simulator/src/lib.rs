@@ -8,6 +8,7 @@
 
 pub mod disk;
 pub mod gossip;
+pub mod gossip_watch;
 pub mod network;
 pub mod script;
 pub mod storage;

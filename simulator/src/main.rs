@@ -13,6 +13,8 @@
 use std::io::Write as _;
 use std::process::ExitCode;
 
+use cairn_core::time::Duration;
+use cairn_sim::gossip_watch::CONVERGE_WITHIN;
 use cairn_sim::world::run_seed;
 use clap::{Parser, Subcommand};
 
@@ -233,8 +235,11 @@ fn run(seed: u64, trace: bool) -> ExitCode {
 fn sweep(seeds: u64, start: u64) -> ExitCode {
     let bar = bar(seeds, "seeds");
     let mut failed = 0u64;
+    let (mut deaths, mut converged_max) = (0u64, Duration::ZERO);
     for seed in start..start.saturating_add(seeds) {
         let (report, _) = run_seed(seed, false);
+        deaths += report.deaths_of_running;
+        converged_max = converged_max.max(report.gossip_converged_in.unwrap_or(Duration::ZERO));
         if let Err(failure) = report.result {
             failed += 1;
             bar.suspend(|| {
@@ -245,6 +250,10 @@ fn sweep(seeds: u64, start: u64) -> ExitCode {
         bar.inc(1);
     }
     bar.finish_and_clear();
+    println!(
+        "gossip: {deaths} deaths of running members, a false death fails its seed; \
+         views converged at most {converged_max} after the heal (bound {CONVERGE_WITHIN})"
+    );
     println!("{} passed, {failed} failed", seeds - failed);
     if failed == 0 {
         ExitCode::SUCCESS

@@ -287,6 +287,15 @@ impl<M: Clone> Network<M> {
         !self.cut.contains(&(from, to))
     }
 
+    /// Whether the link from `from` to `to` is as healthy as any: not cut,
+    /// not clogged, not lossier than the rest.
+    pub fn healthy(&self, from: NodeId, to: NodeId) -> bool {
+        let link = (from, to);
+        !self.cut.contains(&link)
+            && !self.clogged.contains_key(&link)
+            && !self.loss.contains_key(&link)
+    }
+
     /// Packets in flight.
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()

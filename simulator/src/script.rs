@@ -59,6 +59,9 @@ pub enum Action {
     Promote(Who),
     /// An operator asks the leader to remove this node.
     Remove(Who),
+    /// The node leaves the cluster's gossip gracefully (where gossip runs:
+    /// the leader then removes it).
+    Leave(Who),
 }
 
 /// One step of a script.

@@ -216,6 +216,9 @@ pub struct Gossip {
     relays: BTreeMap<u64, Relay>,
     next_tick: Instant,
     next_push_pull: Instant,
+    /// The members to join through, tried again at every full-state
+    /// exchange while this node knows no live member.
+    seeds: Vec<NodeId>,
     left: bool,
     outputs: VecDeque<Output>,
 }
@@ -263,6 +266,7 @@ impl Gossip {
             relays: BTreeMap::new(),
             next_tick: now + Duration::from_nanos(stagger),
             next_push_pull: now + push_pull_interval(config.push_pull_interval, 1),
+            seeds: Vec::new(),
             left: false,
             outputs: VecDeque::new(),
         };
@@ -324,12 +328,22 @@ impl Gossip {
 
     // -- Inputs -------------------------------------------------------------
 
-    /// Joins through `seeds`: a full-state exchange with each.
+    /// Joins through `seeds`: a full-state exchange with each, sent again
+    /// at every full-state exchange's time for as long as this node knows
+    /// no live member (an exchange lost, or every seed down).
     pub fn join(&mut self, _now: Instant, seeds: &[NodeId]) {
-        for &seed in seeds {
-            if seed != self.me && !self.left {
-                self.send_state(seed, true);
-            }
+        self.seeds = seeds.iter().copied().filter(|&s| s != self.me).collect();
+        self.seeds.sort_unstable();
+        self.seeds.dedup();
+        self.join_seeds();
+    }
+
+    fn join_seeds(&mut self) {
+        if self.left {
+            return;
+        }
+        for seed in self.seeds.clone() {
+            self.send_state(seed, true);
         }
     }
 
@@ -465,8 +479,9 @@ impl Gossip {
             self.next_tick = now + self.health.stretch(self.config.probe_interval);
         }
         if self.next_push_pull <= now {
-            if let Some(&to) = self.pick(1, None).first() {
-                self.send_state(to, true);
+            match self.pick(1, None).first() {
+                Some(&to) => self.send_state(to, true),
+                None => self.join_seeds(),
             }
             // And one member held dead, as serf reconnects: if it lives
             // (a partition healed), the exchange tells each side of the
@@ -575,20 +590,7 @@ impl Gossip {
             relays: 0,
             nacks: 0,
         });
-        // The buddy system: a suspected member hears of it from its prober
-        // first, so that it can refute.
-        let buddy = self
-            .list
-            .get(target)
-            .filter(|known| self.config.lifeguard && known.status.state == State::Suspect)
-            .map(|known| {
-                News::Member(Update {
-                    member: target,
-                    status: known.status,
-                    from: self.me,
-                })
-            });
-        self.send(target, Probe::Ping { seq }, buddy);
+        self.send(target, Probe::Ping { seq }, None);
     }
 
     fn probe_indirectly(&mut self, probe: Probing) {
@@ -650,6 +652,13 @@ impl Gossip {
                 from: self.me,
             };
             self.take_update(now, suspicion);
+            if self.config.lifeguard {
+                // The buddy system, at once: the suspect hears it from its
+                // accuser now, not only when a prober next picks it (with
+                // few members and stretched periods, that may be after
+                // the shortest suspicion has run out).
+                self.send(probe.target, Probe::News, None);
+            }
         }
     }
 
@@ -749,8 +758,28 @@ impl Gossip {
     fn take_update(&mut self, now: Instant, update: Update) {
         match self.list.apply(now, update) {
             Outcome::Ignored => {}
-            Outcome::Stale { known } => self.restate(update.member, known),
-            Outcome::Changed { was } => self.changed(update, was),
+            Outcome::Stale { known } => {
+                self.restate(update.member, known);
+                let about_me = update.member == self.me && update.status.state != State::Alive;
+                if about_me && update.from != self.me && self.list.get(update.from).is_some() {
+                    // Someone still holds this node suspect (or dead) at an
+                    // incarnation it has refuted: its refutation was lost on
+                    // the way there. Said again at once, to that member.
+                    let alive = News::Member(Update {
+                        member: self.me,
+                        status: known,
+                        from: self.me,
+                    });
+                    self.send(update.from, Probe::News, Some(alive));
+                }
+            }
+            Outcome::Changed { was } => {
+                self.changed(update, was);
+                let heard = update.from != self.me && update.member != self.me;
+                if heard && update.status.state == State::Suspect && self.config.lifeguard {
+                    self.tell_suspect(update.member);
+                }
+            }
             Outcome::Confirmed { .. } => {
                 // Pass the confirmation on: others count it too.
                 let news = News::Member(update);
@@ -772,6 +801,20 @@ impl Gossip {
                     self.send(member, Probe::News, None);
                 }
             }
+        }
+    }
+
+    /// The buddy system, spread: a member that hears of a suspicion from
+    /// others tells the suspect at once with chance k/n, so that about k
+    /// members tell it whatever the cluster's size. Its accuser told it
+    /// already, but that one datagram may be lost or cut (a partition
+    /// bridged by one node), and the members that hold it suspect may not
+    /// send it anything before the shortest suspicion runs out.
+    fn tell_suspect(&mut self, member: NodeId) {
+        let members = self.live().max(1) as u64;
+        let k = self.config.indirect_probes as u64;
+        if self.rng.random_range(0..members) < k {
+            self.send(member, Probe::News, None);
         }
     }
 
@@ -883,7 +926,22 @@ impl Gossip {
         self.queue.push(subject, news, bytes, urgency);
     }
 
+    /// Sends `probe` to `to` with `first`, then as much news as fits. The
+    /// buddy system: a member this node suspects hears of it first in
+    /// anything this node sends it (a ping, an ack, a relay's ping), so
+    /// that it can refute while it still can; the news of its suspicion
+    /// may have run out of retransmissions long before.
     fn send(&mut self, to: NodeId, probe: Probe, first: Option<News>) {
+        let buddy = || {
+            let known = self.list.get(to)?;
+            let suspected = self.config.lifeguard && known.status.state == State::Suspect;
+            suspected.then_some(News::Member(Update {
+                member: to,
+                status: known.status,
+                from: self.me,
+            }))
+        };
+        let first = first.or_else(buddy);
         let limit = retransmit_limit(self.live() as u64);
         let datagram = message::encode(
             probe,
@@ -1264,6 +1322,140 @@ mod tests {
         for of in 1..=3 {
             assert_eq!(cluster.status(of, 4), Some(alive(1)), "{of}");
         }
+    }
+
+    /// A datagram from `from` carrying only `update`, as news.
+    fn news_datagram(update: Update) -> Vec<u8> {
+        let mut queue = Broadcasts::default();
+        let subject = Subject::Member(update.member);
+        queue.push(subject, News::Member(update), 16, Urgency::Urgent);
+        message::encode(Probe::News, None, &mut queue, 1, 1200)
+    }
+
+    /// The datagrams among `outputs`, decoded, with their receivers.
+    fn datagrams(outputs: &[Output]) -> Vec<(NodeId, message::Message)> {
+        outputs
+            .iter()
+            .filter_map(|output| match output {
+                Output::Send { to, datagram } => Some((*to, message::decode(datagram).unwrap())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    // Goal: the buddy system, spread: a member that hears of a suspicion
+    // from another tells the suspect at once (with chance k/n: here every
+    // time, k = 3 of 3 others), and anything it sends the suspect later —
+    // an ack, here — carries the suspicion first.
+    #[test]
+    fn a_suspect_hears_of_it_from_whoever_holds_it() {
+        let mut cluster = Cluster::new(4, true);
+        cluster.run_until(at(3));
+        let suspicion = Update {
+            member: NodeId(4),
+            status: Status {
+                incarnation: 0,
+                state: State::Suspect,
+            },
+            from: NodeId(2),
+        };
+        let one = cluster.nodes.get_mut(&NodeId(1)).unwrap();
+        one.handle(at(3), NodeId(2), &news_datagram(suspicion))
+            .unwrap();
+        let told = |message: &message::Message| {
+            matches!(message.news.first(), Some(News::Member(u))
+                if u.member == NodeId(4) && u.status.state == State::Suspect)
+        };
+        let sent = datagrams(&drain(one));
+        assert!(
+            sent.iter().any(|(to, m)| *to == NodeId(4) && told(m)),
+            "told at once: {sent:?}"
+        );
+        let mut queue = Broadcasts::default();
+        let ping = message::encode(Probe::Ping { seq: 9 }, None, &mut queue, 1, 1200);
+        one.handle(at(3), NodeId(4), &ping).unwrap();
+        let sent = datagrams(&drain(one));
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].1.probe, Probe::Ack { seq: 9 });
+        assert!(told(&sent[0].1), "the ack carries it first");
+    }
+
+    // Goal: a member that still holds this node suspect at an incarnation
+    // it has refuted (the refutation was lost on the way there) is told
+    // the refutation again at once.
+    #[test]
+    fn a_stale_suspicion_is_answered_at_once() {
+        let mut cluster = Cluster::new(4, true);
+        cluster.run_until(at(3));
+        let suspect = |incarnation, from| Update {
+            member: NodeId(4),
+            status: Status {
+                incarnation,
+                state: State::Suspect,
+            },
+            from: NodeId(from),
+        };
+        let four = cluster.nodes.get_mut(&NodeId(4)).unwrap();
+        four.handle(at(3), NodeId(2), &news_datagram(suspect(0, 2)))
+            .unwrap();
+        assert_eq!(four.incarnation(), 1, "refuted");
+        let _ = drain(four);
+        four.handle(at(3), NodeId(3), &news_datagram(suspect(0, 3)))
+            .unwrap();
+        let sent = datagrams(&drain(four));
+        let refutation = News::Member(Update {
+            member: NodeId(4),
+            status: alive(1),
+            from: NodeId(4),
+        });
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(sent[0].0, NodeId(3), "to who holds it");
+        assert_eq!(sent[0].1.news.first(), Some(&refutation));
+        assert_eq!(four.incarnation(), 1, "no new refutation for old news");
+    }
+
+    // Goal: a join whose exchange was lost (or whose seeds are all down)
+    // is tried again at every full-state exchange's time, until this node
+    // knows a live member.
+    #[test]
+    fn a_join_is_tried_again_until_a_member_answers() {
+        let mut two = node(2, true);
+        let _ = drain(&mut two);
+        two.join(Instant::ZERO, &[NodeId(1), NodeId(2), NodeId(1)]);
+        let exchanges = |outputs: &[Output]| -> Vec<NodeId> {
+            outputs
+                .iter()
+                .filter_map(|o| match o {
+                    Output::SendState { to, .. } => Some(*to),
+                    _ => None,
+                })
+                .collect()
+        };
+        assert_eq!(
+            exchanges(&drain(&mut two)),
+            [NodeId(1)],
+            "once each, not to itself"
+        );
+        let mut now = Instant::ZERO;
+        let mut retries = 0;
+        while now < at(95) {
+            now = two.poll_timeout().unwrap();
+            two.handle_timeout(now);
+            retries += exchanges(&drain(&mut two)).len();
+        }
+        // The exchange interval is 30 s: tried again at 30, 60 and 90.
+        assert_eq!(retries, 3);
+        let mut one = node(1, true);
+        let _ = drain(&mut one);
+        one.join(now, &[NodeId(2)]);
+        let frame = match &drain(&mut one)[..] {
+            [Output::SendState { frame, .. }] => frame.clone(),
+            other => panic!("{other:?}"),
+        };
+        two.handle(now, NodeId(1), &frame).unwrap();
+        let answer = exchanges(&drain(&mut two));
+        assert_eq!(answer, [NodeId(1)], "the answer; the seeds are not tried");
+        assert_eq!(two.live(), 2, "it knows a live member: it has joined");
     }
 
     // Goal: a relay pings the target for the requester and forwards its
