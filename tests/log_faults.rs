@@ -7,9 +7,10 @@ use bytes::Bytes;
 use cairn::core::config::LogConfig;
 use cairn::core::ids::{LogIndex, Offset, Term};
 use cairn::core::log::disk::{DiskError, DiskOp, FileId};
-use cairn::core::log::entry::NewEntry;
+use cairn::core::log::entry::{ConfigAt, NewEntry};
 use cairn::core::log::index::SLOT_BYTES;
 use cairn::core::log::machine::{Output, ReadFrom};
+use cairn::core::log::producers::Producers;
 use cairn::core::log::recovery::Note;
 use cairn::core::time::Instant;
 use cairn::core::Error;
@@ -312,6 +313,56 @@ fn sn7_crash_during_retention_never_goes_backwards() {
             "dense"
         );
     }
+}
+
+// A snapshot installed over a log (Raft §7): a crash at any point of the
+// reset leaves the old log, every synced record in it, or the new one,
+// starting at the snapshot's base — never neither (a node left with no log
+// could vote for a candidate lacking entries it acknowledged), never a mix.
+#[test]
+fn crash_during_reset_leaves_the_old_log_or_the_new() {
+    let (mut saw_old, mut saw_new) = (false, false);
+    for step in 0..24 {
+        for seed in 0..4 {
+            let mut sim = started(small(), 1_000 + step as u64 * 4 + seed);
+            sim.append(records(0, 40)).unwrap();
+            sim.run();
+            let old_next = sim.log().next_index();
+            sim.reset(
+                LogIndex(100),
+                Offset(90),
+                Term(3),
+                ConfigAt::default(),
+                Producers::default(),
+            )
+            .unwrap();
+            sim.step(step);
+            let (mut sim, _) = sim.crash().unwrap();
+            sim.run();
+            let log = sim.log();
+            let old = log.first_index() == LogIndex(1) && log.next_index() == old_next;
+            let new = (log.first_index(), log.next_index(), log.next_offset())
+                == (LogIndex(100), LogIndex(100), Offset(90))
+                && log.term(LogIndex(99)) == Some(Term(3));
+            assert!(
+                old || new,
+                "step {step} seed {seed}: the log runs from {} to {}",
+                log.first_index(),
+                log.next_index()
+            );
+            if old {
+                let (served, damaged) = read_everything(&mut sim);
+                assert!(damaged.is_empty(), "step {step} seed {seed}");
+                assert_eq!(served.len(), 40, "step {step} seed {seed}: every record");
+            }
+            saw_old |= old;
+            saw_new |= new;
+        }
+    }
+    assert!(
+        saw_old && saw_new,
+        "crashes fell on both sides of the switch"
+    );
 }
 
 // A segment whose files are found but whose name the log does not own is

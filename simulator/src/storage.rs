@@ -9,10 +9,11 @@
 use std::collections::VecDeque;
 
 use cairn_core::config::LogConfig;
-use cairn_core::ids::{LogIndex, ReadId};
+use cairn_core::ids::{LogIndex, Offset, ReadId, Term};
 use cairn_core::log::disk::{DiskOp, DiskRequest};
-use cairn_core::log::entry::NewEntry;
+use cairn_core::log::entry::{ConfigAt, NewEntry};
 use cairn_core::log::machine::{Appended, Input, Log, Output, ReadBatch, ReadError, ReadFrom};
+use cairn_core::log::producers::Producers;
 use cairn_core::log::recovery::{self, Note};
 use cairn_core::log::scan::Damage;
 use cairn_core::time::Instant;
@@ -106,6 +107,23 @@ impl SimLog {
             }
             other => other,
         };
+        self.poll();
+        result
+    }
+
+    /// Starts the log over at `base` (a snapshot installed), without
+    /// waiting for anything to be performed.
+    pub fn reset(
+        &mut self,
+        base: LogIndex,
+        base_offset: Offset,
+        prev_term: Term,
+        config: ConfigAt,
+        producers: Producers,
+    ) -> Result<(), Error> {
+        let result = self
+            .log
+            .reset(base, base_offset, prev_term, config, producers);
         self.poll();
         result
     }

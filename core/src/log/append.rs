@@ -376,18 +376,21 @@ impl Log {
                 generation: self.generation,
             },
         );
-        self.create_segment(next, next_offset, last_term, config);
+        self.create_segment(next, next_offset, last_term, config, false);
         self.touch(base);
     }
 
-    /// Creates a new, empty active segment. Its header carries `config`
-    /// and the producer table, which is as of the new base.
+    /// Creates a new, empty active segment. Its header carries `config`,
+    /// the producer table, which is as of the new base, and whether the
+    /// log starts over at it (`starts_log`: a reset). Its files are
+    /// durable, names included, once the directory sync it ends with is.
     pub(super) fn create_segment(
         &mut self,
         base: LogIndex,
         base_offset: Offset,
         prev_term: Term,
         config: ConfigAt,
+        starts_log: bool,
     ) {
         assert!(
             self.producers.last_index().is_none_or(|last| last < base),
@@ -400,6 +403,7 @@ impl Log {
             config_index: config.index,
             config: config.data.to_vec(),
             producers: self.producers.encode().into(),
+            starts_log,
         }
         .encode();
         let store = FileId::store(base);

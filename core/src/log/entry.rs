@@ -353,8 +353,9 @@ pub fn encode_frame<B: frame::FrameBuffer>(meta: &EntryMeta, payload: Payload<'_
 }
 
 /// The first frame of every store file: where its segment starts, the
-/// configuration in effect before its first entry, and the idempotent
-/// producers' table (see [`crate::log::producers`]).
+/// configuration in effect before its first entry, the idempotent
+/// producers' table (see [`crate::log::producers`]), and whether the log
+/// starts over at it.
 ///
 /// Its layout is the frame's version 1 (the frame's version byte and CRC32C
 /// cover it, as every frame). A header written before it carried the table
@@ -378,6 +379,12 @@ pub struct SegmentHeader {
     /// encoded (`Producers::encode`); decoded and checked by its owner,
     /// like `config`.
     pub producers: Vec<u8>,
+    /// Whether the log starts over here (a snapshot installed over a log
+    /// that lacked its end or conflicted with it): recovery drops every
+    /// segment before it. The log deletes them only once this one is
+    /// durable, so a crash between leaves the old log or the new one,
+    /// never neither.
+    pub starts_log: bool,
 }
 
 /// The configuration in effect at a point of the log: the data of the last
@@ -588,6 +595,7 @@ mod tests {
             config_index: LogIndex(4),
             config: vec![1, 2, 3],
             producers: vec![4, 5],
+            starts_log: true,
         };
         let bytes = header.encode();
         assert_eq!(

@@ -256,7 +256,7 @@ impl Log {
             log.outputs.push_back(Output::Damaged(damage));
         }
         match log.segments.back() {
-            None => log.create_segment(LogIndex(1), Offset(0), Term(0), ConfigAt::default()),
+            None => log.create_segment(LogIndex(1), Offset(0), Term(0), ConfigAt::default(), false),
             Some(active) => {
                 // Recovery's repairs leave every slot of the active segment
                 // in its index file.

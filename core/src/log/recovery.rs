@@ -75,6 +75,10 @@ pub enum Note {
     /// Bytes at the end of a sealed segment holding no valid frame; kept,
     /// and the entries they held reported damaged.
     SealedTailDamaged(LogIndex),
+    /// A segment before one where the log starts over (a snapshot
+    /// installed; a crash came before the old segments' deletion was
+    /// durable); removed.
+    Superseded(LogIndex),
     /// A segment whose header decodes but whose producer table does not,
     /// or names entries from the segment's base on; an earlier header's is
     /// used, and the entries since learned from their slots.
@@ -121,6 +125,7 @@ pub fn recover(files: &[FoundFile<'_>]) -> Result<Recovered, Error> {
         }
     }
     recovered.drop_incomplete_tail(&mut stores);
+    recovered.drop_superseded(&mut stores);
     for (position, &(base, store, index)) in stores.iter().enumerate() {
         let previous = recovered.segments.last().cloned();
         let last = position + 1 == stores.len();
@@ -230,15 +235,36 @@ impl Recovered {
                 return;
             }
             stores.pop();
-            self.notes.push(Note::IncompleteSegment(base));
+            self.remove_segment(Note::IncompleteSegment(base), base, index.is_some());
+        }
+    }
+
+    /// Removes a segment's files, saying why.
+    fn remove_segment(&mut self, why: Note, base: LogIndex, has_index: bool) {
+        self.notes.push(why);
+        self.repairs.push(DiskOp::Delete {
+            file: FileId::store(base),
+        });
+        if has_index {
             self.repairs.push(DiskOp::Delete {
-                file: FileId::store(base),
+                file: FileId::index(base),
             });
-            if index.is_some() {
-                self.repairs.push(DiskOp::Delete {
-                    file: FileId::index(base),
-                });
-            }
+        }
+    }
+
+    /// Removes every segment before the last one whose header says the log
+    /// starts over there (`SegmentHeader::starts_log`): a snapshot was
+    /// installed, its segment made durable, and a crash came before the
+    /// old segments' deletion was.
+    fn drop_superseded(&mut self, stores: &mut Vec<FoundStore<'_>>) {
+        let start = stores.iter().rposition(|&(base, store, _)| {
+            header_of(base, store).is_some_and(|(header, _)| header.starts_log)
+        });
+        let Some(start) = start.filter(|&start| start > 0) else {
+            return;
+        };
+        for (base, _, index) in stores.drain(..start) {
+            self.remove_segment(Note::Superseded(base), base, index.is_some());
         }
     }
 

@@ -166,19 +166,43 @@ impl Log {
             });
         }
         self.generation += 1;
+        // The old log goes only once the new segment is durable: it may
+        // hold entries this node acknowledged, which a leader counted
+        // towards a commit, and a crash must leave them or the snapshot
+        // that covers them, never neither. The new segment's header says
+        // the log starts over there: recovery drops whatever old segment
+        // a crash left before it. Old segments from the new base on hold
+        // only entries at or after a conflict with the snapshot (this log
+        // holds its last index with another term), committed nowhere
+        // (Log Matching): they go first, since the new segment takes the
+        // first one's name.
+        let mut superseded = Vec::new();
+        let mut cleared = false;
         while let Some(segment) = self.segments.pop_back() {
-            if !segment.retiring {
+            if segment.retiring {
+                continue; // Its deletion is under way.
+            }
+            if segment.base >= base {
                 self.delete_files(segment.base);
+                cleared = true;
+            } else {
+                superseded.push(segment.base);
             }
         }
+        if cleared {
+            self.submit(DiskOp::SyncDir, Pending::Change);
+        }
         self.retiring = 0;
-        self.submit(DiskOp::SyncDir, Pending::Change);
         self.damaged.clear();
         self.recently_used.clear();
         self.producers_reset(base, producers);
-        self.create_segment(base, base_offset, prev_term, config);
-        // Until the new segment and the deletions are durable, a crash
-        // brings back the old log: nothing is durable before this sync.
+        self.create_segment(base, base_offset, prev_term, config, true);
+        for old in superseded {
+            self.delete_files(old);
+        }
+        // Until the deletions are durable too, a restart may read the
+        // old segments (and drop them): nothing is durable before this
+        // sync.
         self.durable = LogIndex(0);
         self.repairing.clear();
         let generation = self.generation;
