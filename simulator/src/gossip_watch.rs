@@ -17,8 +17,8 @@
 //!   while a majority of the remaining voters is alive in it (or one the
 //!   operator asked for);
 //! - after the liveness phase heals everything, every running node's view
-//!   holds every other running node alive (or left, if it left), within
-//!   [`CONVERGE_WITHIN`].
+//!   holds every other running node live (alive or suspect, not dead) and
+//!   every node that left not live, within [`CONVERGE_WITHIN`].
 //!
 //! It must never decide anything for a node: it only reads what the nodes
 //! said (their outputs) and what the world did.
@@ -326,9 +326,9 @@ impl GossipWatch {
         self.healed_at = Some(now);
     }
 
-    /// Whether every running node's view (`views`: observer, its gossip's
-    /// status of each member) holds every other running node alive, or
-    /// left if it left; noted the first time it does after the heal. An
+    /// Whether every running node's view (`status`: observer, its gossip's
+    /// status of each member) holds every other running node live, and
+    /// every one that left not; noted the first time it does after the heal. An
     /// error once [`CONVERGE_WITHIN`] has passed since the heal without it.
     pub fn converged(
         &mut self,
@@ -346,11 +346,11 @@ impl GossipWatch {
                     continue;
                 }
                 let seen = status(observer, member).map(|s| s.state);
-                let fine = if member_left {
-                    seen != Some(State::Alive) && seen != Some(State::Suspect)
-                } else {
-                    seen == Some(State::Alive)
-                };
+                // A suspect is still a member (SWIM's live states): under
+                // heavy loss some member is nearly always suspected by
+                // someone, and refutes.
+                let live = matches!(seen, Some(State::Alive | State::Suspect));
+                let fine = if member_left { !live } else { live };
                 if !fine {
                     lagging = Some((observer, member, seen));
                     break 'all;

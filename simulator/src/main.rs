@@ -214,6 +214,13 @@ fn run(seed: u64, trace: bool) -> ExitCode {
             break;
         }
     }
+    if let Some(converged) = report.gossip_converged_in {
+        let _ = writeln!(
+            out,
+            "gossip: {} deaths of running members; views converged {converged} after the heal",
+            report.deaths_of_running
+        );
+    }
     let _ = writeln!(
         out,
         "seed: {seed} events: {} simulated: {}",

@@ -2082,7 +2082,7 @@ impl World {
         self.record(NodeId(0), "liveness phase: healed");
     }
 
-    /// Whether every running node's gossip holds every other alive (or
+    /// Whether every running node's gossip holds every other live (or
     /// left), where nodes gossip; an error once the bound after the heal
     /// has passed without it.
     fn gossip_converged(&mut self) -> Result<bool, Failure> {
