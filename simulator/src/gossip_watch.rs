@@ -65,8 +65,8 @@ const DRIFT_MAX: f64 = 0.02;
 /// What the world knows of a member when a node declares it dead.
 #[derive(Clone, Copy, Debug)]
 pub struct Truth {
-    /// Whether the member runs (not crashed, not paused), in the life it
-    /// had when it was first suspected.
+    /// If the member runs (not crashed, not paused): since when (its
+    /// current life's start).
     pub running_since: Option<Instant>,
     /// Whether the member left gossip.
     pub left: bool,
@@ -88,8 +88,9 @@ pub struct GossipWatch {
     first_suspected: BTreeMap<(NodeId, u64), Instant>,
     /// Members declared dead at an incarnation, by anyone.
     declared_dead: BTreeSet<(NodeId, u64)>,
-    /// What each node's gossip says of each member, and since when:
-    /// (observer, member).
+    /// What each node's gossip says of each member, and since when it has
+    /// said that state (a new incarnation in the same state keeps the
+    /// time): (observer, member).
     views: BTreeMap<(NodeId, NodeId), (Status, Instant)>,
     /// When a node crashed or started, a process paused or resumed, or
     /// the network changed, last.
@@ -99,10 +100,10 @@ pub struct GossipWatch {
     /// The configuration each running node follows.
     configs: BTreeMap<NodeId, Configuration>,
     /// Deaths declared of members that were running (not crashed, not
-    /// paused): the faults excused every one, or the run failed.
+    /// paused): a fault, or loss above 10%, excused every one, or the run
+    /// failed.
     pub deaths_of_running: u64,
-    /// When the heal of the liveness phase began, and how long the views
-    /// took to converge after it.
+    /// When the liveness phase healed everything.
     healed_at: Option<Instant>,
     /// How long after the heal the views converged.
     pub converged_in: Option<Duration>,
@@ -214,7 +215,11 @@ impl GossipWatch {
         status: Status,
         truth: Truth,
     ) -> Result<(), Failure> {
-        self.views.insert((observer, member), (status, now));
+        let since = match self.views.get(&(observer, member)) {
+            Some((was, since)) if was.state == status.state => *since,
+            _ => now,
+        };
+        self.views.insert((observer, member), (status, since));
         let at = (member, status.incarnation);
         match status.state {
             State::Suspect => {

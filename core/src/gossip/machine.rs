@@ -24,7 +24,7 @@
 //! `poll_timeout`. Act on outputs in order: a [`Output::Persist`] must be
 //! durable before any later output is sent.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
 use cairn_proto::frame::{self, FrameKind};
@@ -219,6 +219,10 @@ pub struct Gossip {
     /// The members to join through, tried again at every full-state
     /// exchange while this node knows no live member.
     seeds: Vec<NodeId>,
+    /// Strangers (members this node has never heard of) that sent it a
+    /// datagram since the last full-state exchange's time, and were
+    /// offered an exchange.
+    strangers: BTreeSet<NodeId>,
     left: bool,
     outputs: VecDeque<Output>,
 }
@@ -267,6 +271,7 @@ impl Gossip {
             next_tick: now + Duration::from_nanos(stagger),
             next_push_pull: now + push_pull_interval(config.push_pull_interval, 1),
             seeds: Vec::new(),
+            strangers: BTreeSet::new(),
             left: false,
             outputs: VecDeque::new(),
         };
@@ -347,26 +352,16 @@ impl Gossip {
         }
     }
 
-    /// Leaves gracefully: tells the cluster, then goes quiet (it probes and
-    /// answers no more). The news goes straight to up to λ·log(n) members,
-    /// and rides on their gossip from there.
+    /// Leaves gracefully: tells the cluster, then goes quiet (it probes no
+    /// more, and answers whatever it hears only with its leave). The news
+    /// goes straight to up to λ·log(n) members, and rides on their gossip
+    /// from there.
     pub fn leave(&mut self, _now: Instant) {
         if self.left {
             return;
         }
-        let left = Update {
-            member: self.me,
-            status: Status {
-                incarnation: self.incarnation(),
-                state: State::Left,
-            },
-            from: self.me,
-        };
-        self.queue_news(
-            Subject::Member(self.me),
-            News::Member(left),
-            Urgency::Urgent,
-        );
+        let left = self.left_news();
+        self.queue_news(Subject::Member(self.me), left, Urgency::Urgent);
         let limit = retransmit_limit(self.live() as u64) as usize;
         // Urgent and newest, the news rides first on each of these.
         for to in self.pick(limit, None) {
@@ -375,6 +370,18 @@ impl Gossip {
         self.left = true;
         self.probe = None;
         self.relays.clear();
+    }
+
+    /// The news that this node left.
+    fn left_news(&self) -> News {
+        News::Member(Update {
+            member: self.me,
+            status: Status {
+                incarnation: self.incarnation(),
+                state: State::Left,
+            },
+            from: self.me,
+        })
     }
 
     /// Emits a user event to every member (and delivers it here).
@@ -408,8 +415,19 @@ impl Gossip {
         match kind {
             FrameKind::Gossip => {
                 let message = message::decode(bytes)?;
-                if !self.left {
+                if self.left {
+                    // Whoever still probes this node missed its leave (the
+                    // news may all have been lost): it is told again,
+                    // rather than left to find it dead by suspicion. Only
+                    // probes are answered: an answer to an answer (two
+                    // members that left) would never end.
+                    if matches!(message.probe, Probe::Ping { .. } | Probe::PingReq { .. }) {
+                        self.send_alone(from, self.left_news());
+                    }
+                } else {
                     self.handle_message(now, from, message);
+                    // After its news: the datagram may have introduced it.
+                    self.meet(from);
                 }
             }
             FrameKind::GossipState => {
@@ -426,6 +444,18 @@ impl Gossip {
             }
         }
         Ok(())
+    }
+
+    /// A datagram came from `from`: if this node has never heard of it
+    /// (it restarted and its join was lost, or the member's join news ran
+    /// out of retransmissions before reaching here), a full-state exchange
+    /// tells each of the other, once per exchange interval. Otherwise a
+    /// member that knows this node but is unknown to it would stay so
+    /// until a random exchange happened to pair them.
+    fn meet(&mut self, from: NodeId) {
+        if from != self.me && self.list.get(from).is_none() && self.strangers.insert(from) {
+            self.send_state(from, true);
+        }
     }
 
     /// Fires what is due at `now`: expired suspicions, indirect probes
@@ -479,6 +509,7 @@ impl Gossip {
             self.next_tick = now + self.health.stretch(self.config.probe_interval);
         }
         if self.next_push_pull <= now {
+            self.strangers.clear();
             match self.pick(1, None).first() {
                 Some(&to) => self.send_state(to, true),
                 None => self.join_seeds(),
@@ -657,7 +688,7 @@ impl Gossip {
                 // accuser now, not only when a prober next picks it (with
                 // few members and stretched periods, that may be after
                 // the shortest suspicion has run out).
-                self.send(probe.target, Probe::News, None);
+                self.tell_suspect_now(probe.target);
             }
         }
     }
@@ -814,7 +845,7 @@ impl Gossip {
         let members = self.live().max(1) as u64;
         let k = self.config.indirect_probes as u64;
         if self.rng.random_range(0..members) < k {
-            self.send(member, Probe::News, None);
+            self.tell_suspect_now(member);
         }
     }
 
@@ -932,22 +963,46 @@ impl Gossip {
     /// that it can refute while it still can; the news of its suspicion
     /// may have run out of retransmissions long before.
     fn send(&mut self, to: NodeId, probe: Probe, first: Option<News>) {
-        let buddy = || {
-            let known = self.list.get(to)?;
-            let suspected = self.config.lifeguard && known.status.state == State::Suspect;
-            suspected.then_some(News::Member(Update {
-                member: to,
-                status: known.status,
-                from: self.me,
-            }))
-        };
-        let first = first.or_else(buddy);
+        let first = first.or_else(|| self.buddy(to));
         let limit = retransmit_limit(self.live() as u64);
         let datagram = message::encode(
             probe,
             first,
             &mut self.queue,
             limit,
+            self.config.datagram_bytes,
+        );
+        self.outputs.push_back(Output::Send { to, datagram });
+    }
+
+    /// The news of `to`'s suspicion, if this node suspects it (and runs
+    /// Lifeguard).
+    fn buddy(&self, to: NodeId) -> Option<News> {
+        let known = self.list.get(to)?;
+        let suspected = self.config.lifeguard && known.status.state == State::Suspect;
+        suspected.then_some(News::Member(Update {
+            member: to,
+            status: known.status,
+            from: self.me,
+        }))
+    }
+
+    /// Tells a suspect of its suspicion in a datagram of its own, carrying
+    /// nothing else: the suspect may be dead, and a datagram to it must not
+    /// spend the retransmissions that the news live members need.
+    fn tell_suspect_now(&mut self, to: NodeId) {
+        if let Some(news) = self.buddy(to) {
+            self.send_alone(to, news);
+        }
+    }
+
+    /// Sends `news` to `to` in a datagram that carries nothing else.
+    fn send_alone(&mut self, to: NodeId, news: News) {
+        let datagram = message::encode(
+            Probe::News,
+            Some(news),
+            &mut Broadcasts::default(),
+            0,
             self.config.datagram_bytes,
         );
         self.outputs.push_back(Output::Send { to, datagram });
@@ -1458,6 +1513,58 @@ mod tests {
         assert_eq!(two.live(), 2, "it knows a live member: it has joined");
     }
 
+    // Goal: a datagram from a member this node never heard of (its join,
+    // or the news of it, was lost) is answered with a full-state exchange,
+    // once per exchange interval; and a member that left answers whatever
+    // it hears with its leave, nothing else.
+    #[test]
+    fn strangers_are_met_and_the_left_say_so() {
+        let mut one = node(1, true);
+        let _ = drain(&mut one);
+        let mut queue = Broadcasts::default();
+        let ping = |seq| {
+            message::encode(
+                Probe::Ping { seq },
+                None,
+                &mut Broadcasts::default(),
+                1,
+                1200,
+            )
+        };
+        one.handle(at(1), NodeId(5), &ping(1)).unwrap();
+        let outputs = drain(&mut one);
+        assert!(
+            outputs
+                .iter()
+                .any(|o| matches!(o, Output::SendState { to: NodeId(5), .. })),
+            "{outputs:?}"
+        );
+        one.handle(at(1), NodeId(5), &ping(2)).unwrap();
+        let again = drain(&mut one);
+        assert!(
+            !again.iter().any(|o| matches!(o, Output::SendState { .. })),
+            "once"
+        );
+        let mut two = node(2, true);
+        let _ = drain(&mut two);
+        two.leave(at(1));
+        let _ = drain(&mut two);
+        let datagram = message::encode(Probe::Ping { seq: 3 }, None, &mut queue, 1, 1200);
+        two.handle(at(2), NodeId(7), &datagram).unwrap();
+        let sent = datagrams(&drain(&mut two));
+        let left = News::Member(Update {
+            member: NodeId(2),
+            status: Status {
+                incarnation: 0,
+                state: State::Left,
+            },
+            from: NodeId(2),
+        });
+        assert_eq!(sent.len(), 1);
+        assert_eq!((sent[0].0, sent[0].1.probe), (NodeId(7), Probe::News));
+        assert_eq!(sent[0].1.news, [left], "its leave, nothing else");
+    }
+
     // Goal: a relay pings the target for the requester and forwards its
     // ack; if the target is silent, it nacks (Lifeguard) after the probe
     // timeout, and plain SWIM does not.
@@ -1498,7 +1605,12 @@ mod tests {
             answered.handle(at(1), NodeId(1), &request).unwrap();
             let _ = drain(&mut answered);
             answered.handle(at(1), NodeId(3), &ack).unwrap();
-            let forwarded: Vec<Output> = drain(&mut answered);
+            // (The relay knows neither: each stranger is also offered a
+            // full-state exchange.)
+            let forwarded: Vec<Output> = drain(&mut answered)
+                .into_iter()
+                .filter(|o| !matches!(o, Output::SendState { .. }))
+                .collect();
             assert!(
                 matches!(&forwarded[..], [Output::Send { to: NodeId(1), datagram }]
                     if message::decode(datagram).unwrap().probe == Probe::Ack { seq: 77 }),
