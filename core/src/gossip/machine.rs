@@ -446,14 +446,21 @@ impl Gossip {
         Ok(())
     }
 
-    /// A datagram came from `from`: if this node has never heard of it
+    /// A datagram came from `from`: if this node has never heard of it, or
+    /// holds it dead
     /// (it restarted and its join was lost, or the member's join news ran
     /// out of retransmissions before reaching here), a full-state exchange
     /// tells each of the other, once per exchange interval. Otherwise a
     /// member that knows this node but is unknown to it would stay so
     /// until a random exchange happened to pair them.
     fn meet(&mut self, from: NodeId) {
-        if from != self.me && self.list.get(from).is_none() && self.strangers.insert(from) {
+        // A member held dead that speaks lives at an incarnation this node
+        // has not heard of (it restarted): it is met as a stranger.
+        let unknown = self
+            .list
+            .get(from)
+            .is_none_or(|known| known.status.state == State::Dead);
+        if from != self.me && unknown && self.strangers.insert(from) {
             self.send_state(from, true);
         }
     }
