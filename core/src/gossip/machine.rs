@@ -219,9 +219,9 @@ pub struct Gossip {
     /// The members to join through, tried again at every full-state
     /// exchange while this node knows no live member.
     seeds: Vec<NodeId>,
-    /// Strangers (members this node has never heard of) that sent it a
-    /// datagram since the last full-state exchange's time, and were
-    /// offered an exchange.
+    /// Strangers (members this node has never heard of, or holds dead)
+    /// that sent it a datagram since the last full-state exchange's time,
+    /// and were offered an exchange (`meet`).
     strangers: BTreeSet<NodeId>,
     left: bool,
     outputs: VecDeque<Output>,
@@ -446,16 +446,14 @@ impl Gossip {
         Ok(())
     }
 
-    /// A datagram came from `from`: if this node has never heard of it, or
-    /// holds it dead
-    /// (it restarted and its join was lost, or the member's join news ran
-    /// out of retransmissions before reaching here), a full-state exchange
-    /// tells each of the other, once per exchange interval. Otherwise a
-    /// member that knows this node but is unknown to it would stay so
-    /// until a random exchange happened to pair them.
+    /// A datagram came from `from`: if this node has never heard of it (it
+    /// restarted and its join was lost, or the news of its join ran out of
+    /// retransmissions before reaching here), or holds it dead (it lives,
+    /// at an incarnation not heard of here), a full-state exchange tells
+    /// each of the other, once per exchange interval. Otherwise such a
+    /// member would stay unknown, or dead, here until a random exchange
+    /// happened to pair them.
     fn meet(&mut self, from: NodeId) {
-        // A member held dead that speaks lives at an incarnation this node
-        // has not heard of (it restarted): it is met as a stranger.
         let unknown = self
             .list
             .get(from)
