@@ -29,7 +29,7 @@ pub const FRAME_HEADER_BYTES: usize = 12;
 /// The largest payload a frame may carry. Checked before any allocation.
 pub const FRAME_PAYLOAD_MAX: u32 = 8 * 1024 * 1024;
 
-/// What a frame's payload holds. The wire's kinds will join the store's.
+/// What a frame's payload holds, on the wire or in the store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u8)]
 pub enum FrameKind {
@@ -45,6 +45,12 @@ pub enum FrameKind {
     Gossip = 5,
     /// A gossip full-state exchange (push-pull): one frame on a stream.
     GossipState = 6,
+    /// One Raft message, between nodes, on a stream.
+    Raft = 7,
+    /// A client's request (`client::Request`), on its own stream.
+    Request = 8,
+    /// A node's answer to a request (`client::Reply`).
+    Reply = 9,
 }
 
 impl FrameKind {
@@ -57,6 +63,9 @@ impl FrameKind {
             4 => Some(FrameKind::RaftState),
             5 => Some(FrameKind::Gossip),
             6 => Some(FrameKind::GossipState),
+            7 => Some(FrameKind::Raft),
+            8 => Some(FrameKind::Request),
+            9 => Some(FrameKind::Reply),
             _ => None,
         }
     }

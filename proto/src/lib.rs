@@ -6,6 +6,7 @@
 //! or allocating past a limit.
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod error;
 pub mod frame;
 
