@@ -16,6 +16,11 @@ use crate::frame::{self, FrameKind};
 /// The most records one produce may carry.
 pub const PRODUCE_RECORDS_MAX: usize = 10_000;
 
+/// The largest request payload a node reads: a produce of up to 4 MiB of
+/// records and its overhead. So an entry made of one request stays far
+/// below [`crate::FRAME_PAYLOAD_MAX`], in every Raft message that carries it.
+pub const REQUEST_PAYLOAD_MAX: u32 = 4 * 1024 * 1024 + 64 * 1024;
+
 /// The most a follow may wait, in milliseconds.
 pub const FOLLOW_WAIT_MS_MAX: u32 = 60_000;
 

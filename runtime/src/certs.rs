@@ -108,10 +108,10 @@ impl From<rcgen::Error> for CertError {
 pub struct Credentials {
     /// The cluster CA's certificates (the trust roots).
     pub roots: Vec<CertificateDer<'static>>,
-    /// This party's certificate chain, leaf first.
+    /// This party's certificate chain, leaf first (empty: anonymous).
     pub chain: Vec<CertificateDer<'static>>,
-    /// Its private key.
-    pub key: PrivateKeyDer<'static>,
+    /// Its private key (`None`: anonymous).
+    pub key: Option<PrivateKeyDer<'static>>,
 }
 
 impl Clone for Credentials {
@@ -119,7 +119,7 @@ impl Clone for Credentials {
         Credentials {
             roots: self.roots.clone(),
             chain: self.chain.clone(),
-            key: self.key.clone_key(),
+            key: self.key.as_ref().map(PrivateKeyDer::clone_key),
         }
     }
 }
@@ -134,7 +134,21 @@ impl Credentials {
             path: key.to_path_buf(),
             what: error.to_string(),
         })?;
-        Ok(Credentials { roots, chain, key })
+        Ok(Credentials {
+            roots,
+            chain,
+            key: Some(key),
+        })
+    }
+
+    /// Trusts the CA in `ca` and presents no certificate: for nodes that
+    /// let clients in without one (`cairn dev --insecure-dev`).
+    pub fn anonymous(ca: &Path) -> Result<Credentials, CertError> {
+        Ok(Credentials {
+            roots: read_certs(ca)?,
+            chain: Vec::new(),
+            key: None,
+        })
     }
 
     /// Loads the files `cairn certs init` wrote for `name` (`node-1`,

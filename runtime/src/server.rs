@@ -370,7 +370,7 @@ pub async fn start(options: ServeOptions) -> Result<Running, ServeError> {
         endpoint,
         disk: Some(disk_tx),
         links: BTreeMap::new(),
-        addrs: BTreeMap::new(),
+        addrs: BTreeMap::from([(id, advertise)]),
         pending: BTreeMap::new(),
         next_request: RequestId(1),
         incarnation_path,
@@ -578,6 +578,9 @@ impl Driver {
     }
 
     fn learn(&mut self, id: NodeId, addr: SocketAddr) {
+        if id == self.id {
+            return;
+        }
         self.addrs.insert(id, addr);
         if let Some(link) = self.links.get(&id) {
             link.addr
@@ -685,16 +688,8 @@ impl Driver {
                 }
             })
             .collect();
-        let mut me = self.info(self.id);
-        if me.addr.is_empty() {
-            me.addr = self
-                .endpoint
-                .local_addr()
-                .map(|a| a.to_string())
-                .unwrap_or_default();
-        }
         client::Status {
-            node: me,
+            node: self.info(self.id),
             role: role.into(),
             term: raft.term().get(),
             leader: raft.leader().map(|id| self.info(id)),
@@ -1129,7 +1124,7 @@ async fn client_stream(
     shared: Arc<Shared>,
 ) {
     let mut buf = Vec::new();
-    let request = match read_frame(&mut recv, FRAME_PAYLOAD_MAX, &mut buf).await {
+    let request = match read_frame(&mut recv, client::REQUEST_PAYLOAD_MAX, &mut buf).await {
         Ok(Some(FrameKind::Request)) => {
             match decode_payload::<client::Request>(FrameKind::Request, &buf[FRAME_HEADER_BYTES..])
             {

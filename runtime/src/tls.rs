@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use quinn::crypto::rustls::{HandshakeData, QuicClientConfig, QuicServerConfig};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::CertificateDer;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
 
@@ -71,6 +71,14 @@ fn roots(credentials: &Credentials) -> Result<Arc<RootCertStore>, TlsError> {
     Ok(Arc::new(roots))
 }
 
+fn key(credentials: &Credentials) -> Result<PrivateKeyDer<'static>, TlsError> {
+    credentials
+        .key
+        .as_ref()
+        .map(PrivateKeyDer::clone_key)
+        .ok_or(TlsError::Rustls(rustls::Error::NoCertificatesPresented))
+}
+
 /// The transport limits shared by every connection: idle connections are
 /// kept alive, dead ones noticed within seconds; streams are bounded.
 fn transport() -> Arc<quinn::TransportConfig> {
@@ -107,7 +115,7 @@ pub fn server_config(
     let mut tls = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(credentials.chain.clone(), credentials.key.clone_key())?;
+        .with_single_cert(credentials.chain.clone(), key(credentials)?)?;
     tls.alpn_protocols = vec![ALPN_PEER.to_vec(), ALPN_CLIENT.to_vec()];
     let quic =
         QuicServerConfig::try_from(tls).map_err(|error| TlsError::Quic(error.to_string()))?;
@@ -130,7 +138,7 @@ pub fn client_config(
     let mut tls = if credentials.chain.is_empty() {
         builder.with_no_client_auth()
     } else {
-        builder.with_client_auth_cert(credentials.chain.clone(), credentials.key.clone_key())?
+        builder.with_client_auth_cert(credentials.chain.clone(), key(credentials)?)?
     };
     tls.alpn_protocols = vec![alpn.to_vec()];
     let quic =
