@@ -11,6 +11,7 @@ pub mod certs;
 pub mod client;
 pub mod disk;
 pub mod log;
+pub mod metrics;
 pub mod server;
 pub mod tls;
 pub mod wire;

@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
@@ -24,7 +23,7 @@ use cairn_core::gossip::machine::{Gossip, GossipConfig, Output as GossipOutput};
 use cairn_core::gossip::member::State as GossipState;
 use cairn_core::gossip::message::Meta;
 use cairn_core::ids::{ClientId, IoId, NodeId, Offset, RequestId};
-use cairn_core::log::disk::{DiskError, DiskOutcome, DiskRequest};
+use cairn_core::log::disk::{DiskError, DiskOp, DiskOutcome, DiskRequest};
 use cairn_core::log::entry::Stamp;
 use cairn_core::log::machine::Log;
 use cairn_core::log::recovery;
@@ -40,10 +39,12 @@ use cairn_proto::client::{self, Failure, NodeInfo};
 use cairn_proto::frame::{self, decode_payload};
 use cairn_proto::{FrameKind, FRAME_HEADER_BYTES, FRAME_PAYLOAD_MAX};
 use tokio::sync::{mpsc, oneshot, watch};
+use tracing::Instrument;
 
 use crate::acl::{Acl, Permission};
 use crate::certs::{Credentials, Identity, SERVER_NAME};
 use crate::disk::FileDriver;
+use crate::metrics::{Metrics, StateLabel};
 use crate::tls::{self, ALPN_CLIENT, ALPN_PEER};
 use crate::wire::read_frame;
 
@@ -92,6 +93,8 @@ pub struct ServeOptions {
     pub raft: RaftConfig,
     /// Gossip's timing.
     pub gossip: GossipConfig,
+    /// Where to serve `/metrics`, `/livez` and `/readyz` over HTTP.
+    pub metrics: Option<SocketAddr>,
 }
 
 /// The gossip timing of a real node: memberlist's LAN defaults, a probe
@@ -144,33 +147,16 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> ServeError {
     move |error| ServeError::Io { what, error }
 }
 
-/// Counters the node keeps of what it refused or dropped.
-#[derive(Debug, Default)]
-pub struct Counters {
-    /// Connections refused: failed handshakes, wrong certificate kinds.
-    pub rejected_connections: AtomicU64,
-    /// Messages from nodes that are not members, dropped.
-    pub dropped_strangers: AtomicU64,
-    /// Messages to peers dropped because their link was full or unknown.
-    pub dropped_sends: AtomicU64,
-    /// Streams closed for an oversized, damaged or unexpected frame.
-    pub bad_frames: AtomicU64,
-    /// Client requests refused by the ACL.
-    pub unauthorized: AtomicU64,
-}
-
-fn bump(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
-}
-
 /// A running node.
 pub struct Running {
     /// Its id, from its certificate.
     pub id: NodeId,
     /// The address it listens on.
     pub addr: SocketAddr,
-    /// What it refused and dropped.
-    pub counters: Arc<Counters>,
+    /// Its metrics.
+    pub metrics: Arc<Metrics>,
+    /// Where its metrics are served, if they are.
+    pub metrics_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<Result<(), ServeError>>,
 }
@@ -263,7 +249,7 @@ struct Shared {
     inputs: mpsc::Sender<Input>,
     acl: Acl,
     insecure_clients: bool,
-    counters: Arc<Counters>,
+    metrics: Arc<Metrics>,
 }
 
 /// Starts a node: recovers its state from `data_dir`, binds its port,
@@ -336,15 +322,23 @@ pub async fn start(options: ServeOptions) -> Result<Running, ServeError> {
         },
     );
 
-    let counters = Arc::new(Counters::default());
+    let metrics = Arc::new(Metrics::new());
     let (inputs, input_rx) = mpsc::channel(INPUT_QUEUE);
     let shared = Arc::new(Shared {
         inputs: inputs.clone(),
         acl: options.acl.clone(),
         insecure_clients: options.insecure_clients,
-        counters: counters.clone(),
+        metrics: metrics.clone(),
     });
     let (stop, stop_rx) = watch::channel(false);
+    let metrics_addr = match options.metrics {
+        Some(at) => Some(
+            crate::metrics::serve(at, metrics.clone(), stop_rx.clone())
+                .await
+                .map_err(io(format!("serve metrics on {at}")))?,
+        ),
+        None => None,
+    };
     tokio::spawn(accept(endpoint.clone(), shared.clone(), stop_rx.clone()));
     for &join in &options.join {
         if join != advertise && join != addr {
@@ -360,7 +354,10 @@ pub async fn start(options: ServeOptions) -> Result<Running, ServeError> {
     let (done_tx, done_rx) = mpsc::unbounded_channel();
     let disk = std::thread::Builder::new()
         .name(format!("cairn-disk-{id}"))
-        .spawn(move || disk_thread(driver, disk_rx, done_tx))
+        .spawn({
+            let metrics = metrics.clone();
+            move || disk_thread(driver, disk_rx, done_tx, &metrics)
+        })
         .map_err(io("start the disk thread"))?;
     tracing::info!(node = %id, %addr, %advertise, "node started");
     let driver = Driver {
@@ -375,8 +372,9 @@ pub async fn start(options: ServeOptions) -> Result<Running, ServeError> {
         next_request: RequestId(1),
         incarnation_path,
         data_dir: options.data_dir.clone(),
-        counters: counters.clone(),
+        metrics: metrics.clone(),
         stop_rx: stop_rx.clone(),
+        refresh_at: tokio::time::Instant::now(),
     };
     let task = tokio::spawn(async move {
         let result = driver.run(input_rx, done_rx).await;
@@ -390,7 +388,8 @@ pub async fn start(options: ServeOptions) -> Result<Running, ServeError> {
     Ok(Running {
         id,
         addr,
-        counters,
+        metrics,
+        metrics_addr,
         stop,
         task,
     })
@@ -401,9 +400,16 @@ fn disk_thread(
     mut driver: FileDriver,
     requests: std::sync::mpsc::Receiver<DiskRequest>,
     done: mpsc::UnboundedSender<(IoId, Result<DiskOutcome, DiskError>)>,
+    metrics: &Metrics,
 ) {
     while let Ok(request) = requests.recv() {
+        let started = std::time::Instant::now();
         let result = driver.perform(&request.op);
+        if let DiskOp::Sync { .. } | DiskOp::SyncDir = request.op {
+            metrics
+                .sync_seconds
+                .observe(started.elapsed().as_secs_f64());
+        }
         if done.send((request.io, result)).is_err() {
             return;
         }
@@ -436,6 +442,37 @@ fn persist_incarnation(path: &Path, dir: &Path, incarnation: u64) -> std::io::Re
     std::fs::File::open(dir)?.sync_all()
 }
 
+/// How often the gauges are refreshed.
+const REFRESH_EVERY: StdDuration = StdDuration::from_millis(250);
+/// How long a stopping leader waits for its successor before it leaves.
+const HAND_OVER_GRACE: StdDuration = StdDuration::from_secs(2);
+/// How long a stopping node keeps running after it tells gossip it leaves,
+/// so that the news goes out and the disk finishes.
+const LEAVE_GRACE: StdDuration = StdDuration::from_millis(300);
+
+/// Where a node is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Serving,
+    /// Stopping: leadership is being handed over, until a deadline.
+    HandingOver {
+        until: tokio::time::Instant,
+    },
+    /// Stopping: gossip was told; the node exits at the deadline.
+    Leaving {
+        until: tokio::time::Instant,
+    },
+}
+
+impl Phase {
+    fn until(self) -> Option<tokio::time::Instant> {
+        match self {
+            Phase::Serving => None,
+            Phase::HandingOver { until } | Phase::Leaving { until } => Some(until),
+        }
+    }
+}
+
 /// The loop that owns the node.
 struct Driver {
     id: NodeId,
@@ -451,8 +488,10 @@ struct Driver {
     next_request: RequestId,
     incarnation_path: PathBuf,
     data_dir: PathBuf,
-    counters: Arc<Counters>,
+    metrics: Arc<Metrics>,
     stop_rx: watch::Receiver<bool>,
+    /// When the gauges are next refreshed.
+    refresh_at: tokio::time::Instant,
 }
 
 impl Driver {
@@ -462,9 +501,38 @@ impl Driver {
         mut done: mpsc::UnboundedReceiver<(IoId, Result<DiskOutcome, DiskError>)>,
     ) -> Result<(), ServeError> {
         let mut stop_rx = self.stop_rx.clone();
-        loop {
-            self.drain()?;
-            let deadline = self.node.poll_timeout().map(|at| self.clock.at(at));
+        let mut phase = Phase::Serving;
+        let result = loop {
+            if let Err(error) = self.drain() {
+                break Err(error);
+            }
+            let now = tokio::time::Instant::now();
+            phase = match phase {
+                Phase::HandingOver { until } if now >= until || !self.node.raft().is_leader() => {
+                    tracing::info!(node = %self.id, "leaving gossip");
+                    self.node.leave_gossip(self.clock.now());
+                    Phase::Leaving {
+                        until: now + LEAVE_GRACE,
+                    }
+                }
+                Phase::Leaving { until } if now >= until => break Ok(()),
+                phase => phase,
+            };
+            if let Err(error) = self.drain() {
+                break Err(error);
+            }
+            if now >= self.refresh_at {
+                self.refresh();
+                self.refresh_at = now + REFRESH_EVERY;
+            }
+            let deadline = [
+                self.node.poll_timeout().map(|at| self.clock.at(at)),
+                phase.until(),
+                Some(self.refresh_at),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let sleep = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(at).await,
@@ -474,52 +542,84 @@ impl Driver {
             tokio::select! {
                 biased;
                 completion = done.recv() => {
-                    let Some((io, result)) = completion else { break };
+                    let Some((io, result)) = completion else { break Ok(()) };
                     if let Err(error) = &result {
                         tracing::error!(%error, "disk operation failed");
                     }
                     self.node.handle_disk(self.clock.now(), io, result);
                 }
-                changed = stop_rx.changed() => {
+                changed = stop_rx.changed(), if phase == Phase::Serving => {
+                    // A dropped handle stops the node too.
                     if changed.is_err() || *stop_rx.borrow() {
-                        break;
+                        phase = self.begin_stop();
                     }
                 }
                 input = inputs.recv() => {
-                    let Some(input) = input else { break };
+                    let Some(input) = input else { break Ok(()) };
                     self.input(input);
                 }
                 () = sleep => self.node.handle_timeout(self.clock.now()),
             }
-        }
-        self.shut_down(&mut inputs, &mut done).await
+        };
+        self.shut_down();
+        result
     }
 
-    /// Leaves gossip, lets the disk finish what it was given, and closes
-    /// every connection.
-    async fn shut_down(
-        mut self,
-        inputs: &mut mpsc::Receiver<Input>,
-        done: &mut mpsc::UnboundedReceiver<(IoId, Result<DiskOutcome, DiskError>)>,
-    ) -> Result<(), ServeError> {
-        inputs.close();
-        self.node.leave_gossip(self.clock.now());
-        let drained = self.drain();
-        // Give the leave a moment on the wire, and the disk its queue.
-        let grace = tokio::time::sleep(StdDuration::from_millis(200));
-        tokio::pin!(grace);
-        loop {
-            tokio::select! {
-                completion = done.recv() => match completion {
-                    Some((io, result)) => {
-                        self.node.handle_disk(self.clock.now(), io, result);
-                        let _ = self.drain();
-                    }
-                    None => break,
-                },
-                () = &mut grace => break,
+    /// Writes what the node is into its gauges.
+    fn refresh(&self) {
+        let metrics = &self.metrics;
+        let raft = self.node.raft();
+        let role = role_name(raft.role());
+        for state in ["leader", "candidate", "follower"] {
+            metrics
+                .role
+                .get_or_create(&StateLabel { state })
+                .set(i64::from(state == role));
+        }
+        let gauge = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+        metrics.term.set(gauge(raft.term().get()));
+        metrics.commit_index.set(gauge(raft.commit().get()));
+        metrics
+            .first_offset
+            .set(gauge(raft.log().first_offset().get()));
+        metrics.commit_offset.set(gauge(raft.commit_offset().get()));
+        let mut counts: BTreeMap<&'static str, i64> = ["alive", "suspect", "dead", "left"]
+            .into_iter()
+            .map(|s| (s, 0))
+            .collect();
+        *counts.entry("alive").or_default() += 1;
+        if let Some(gossip) = self.node.gossip() {
+            for (_, status) in gossip.members() {
+                *counts.entry(gossip_state(status.state)).or_default() += 1;
             }
         }
+        for (state, count) in counts {
+            metrics
+                .members
+                .get_or_create(&StateLabel { state })
+                .set(count);
+        }
+        let ready = raft.configuration().is_member(self.id)
+            && raft.leader().is_some()
+            && raft.log().durable_index() >= raft.commit();
+        metrics
+            .ready
+            .store(ready, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Stops taking connections (the accept loop watches the same signal)
+    /// and, if this node leads, hands leadership to a caught-up voter.
+    fn begin_stop(&mut self) -> Phase {
+        let to = self.node.hand_over(self.clock.now());
+        tracing::info!(node = %self.id, to = ?to, "stopping; leadership handed over");
+        Phase::HandingOver {
+            until: tokio::time::Instant::now() + HAND_OVER_GRACE,
+        }
+    }
+
+    /// Answers what waits, lets the disk thread finish its queue (it ends
+    /// when the queue is dropped), and closes every connection.
+    fn shut_down(&mut self) {
         self.disk = None;
         for (_, reply) in std::mem::take(&mut self.pending) {
             let _ = reply.send(client::Reply::Failed(Failure::Unavailable {
@@ -529,7 +629,6 @@ impl Driver {
         self.links.clear();
         self.endpoint.close(CLOSE_STOPPING.into(), b"stopping");
         tracing::info!(node = %self.id, "node stopped");
-        drained
     }
 
     fn input(&mut self, input: Input) {
@@ -537,7 +636,7 @@ impl Driver {
         match input {
             Input::Peer { from, message } => {
                 if !self.knows(from) {
-                    bump(&self.counters.dropped_strangers);
+                    self.metrics.dropped_strangers.inc();
                     tracing::debug!(%from, "Raft message from a non-member dropped");
                     return;
                 }
@@ -545,7 +644,7 @@ impl Driver {
             }
             Input::Gossip { from, bytes } => {
                 if let Err(error) = self.node.handle_gossip(now, from, &bytes) {
-                    bump(&self.counters.bad_frames);
+                    self.metrics.bad_frames.inc();
                     tracing::debug!(%from, %error, "bad gossip dropped");
                 }
             }
@@ -594,18 +693,22 @@ impl Driver {
         request: client::Request,
         reply: oneshot::Sender<client::Reply>,
     ) {
+        self.metrics.client_requests.inc();
         let request = match request {
             client::Request::Status => {
                 let _ = reply.send(client::Reply::Status(self.status()));
                 return;
             }
-            client::Request::Produce { stamp, records } => Request::Produce {
-                records,
-                stamp: stamp.map(|s| Stamp {
-                    producer: s.producer,
-                    sequence: s.sequence,
-                }),
-            },
+            client::Request::Produce { stamp, records } => {
+                self.metrics.produce_requests.inc();
+                Request::Produce {
+                    records,
+                    stamp: stamp.map(|s| Stamp {
+                        producer: s.producer,
+                        sequence: s.sequence,
+                    }),
+                }
+            }
             client::Request::Consume {
                 from,
                 max_records,
@@ -650,11 +753,7 @@ impl Driver {
 
     fn status(&self) -> client::Status {
         let raft = self.node.raft();
-        let role = match raft.role() {
-            Role::Leader { .. } => "leader",
-            Role::Candidate { .. } | Role::PreCandidate { .. } => "candidate",
-            Role::Follower { .. } => "follower",
-        };
+        let role = role_name(raft.role());
         let configuration = raft.configuration();
         let mut ids: Vec<NodeId> = configuration.members().collect();
         if let Some(gossip) = self.node.gossip() {
@@ -766,10 +865,13 @@ impl Driver {
     /// The client's answer to a core reply.
     fn answer(&self, reply: Reply) -> client::Reply {
         match reply {
-            Reply::Produced { first, count } => client::Reply::Produced {
-                first: first.get(),
-                count,
-            },
+            Reply::Produced { first, count } => {
+                self.metrics.produced_records.inc_by(u64::from(count));
+                client::Reply::Produced {
+                    first: first.get(),
+                    count,
+                }
+            }
             Reply::Records { records, next } => {
                 let first = records.first().map_or(next, |(offset, _)| *offset);
                 debug_assert!(
@@ -817,7 +919,7 @@ impl Driver {
     fn send(&mut self, to: NodeId, outgoing: Outgoing) {
         if !self.links.contains_key(&to) {
             let Some(&addr) = self.addrs.get(&to) else {
-                bump(&self.counters.dropped_sends);
+                self.metrics.dropped_sends.inc();
                 return;
             };
             let (queue, rx) = mpsc::channel(LINK_QUEUE);
@@ -833,8 +935,16 @@ impl Driver {
         }
         let link = self.links.get(&to).expect("the link was just made");
         if link.queue.try_send(outgoing).is_err() {
-            bump(&self.counters.dropped_sends);
+            self.metrics.dropped_sends.inc();
         }
+    }
+}
+
+fn role_name(role: &Role) -> &'static str {
+    match role {
+        Role::Leader { .. } => "leader",
+        Role::Candidate { .. } | Role::PreCandidate { .. } => "candidate",
+        Role::Follower { .. } => "follower",
     }
 }
 
@@ -1001,7 +1111,7 @@ async fn admit(incoming: quinn::Incoming, shared: Arc<Shared>) {
     let connection = match incoming.await {
         Ok(connection) => connection,
         Err(error) => {
-            bump(&shared.counters.rejected_connections);
+            shared.metrics.rejected_connections.inc();
             tracing::info!(%remote, %error, "connection refused in the handshake");
             return;
         }
@@ -1009,7 +1119,7 @@ async fn admit(incoming: quinn::Incoming, shared: Arc<Shared>) {
     let alpn = tls::alpn(&connection);
     let who = tls::peer(&connection);
     let refuse = |why: &'static str| {
-        bump(&shared.counters.rejected_connections);
+        shared.metrics.rejected_connections.inc();
         tracing::info!(%remote, why, "connection refused");
         connection.close(CLOSE_REFUSED.into(), why.as_bytes());
     };
@@ -1062,7 +1172,7 @@ async fn peer_stream(mut stream: quinn::RecvStream, from: NodeId, shared: Arc<Sh
             Ok(Some(kind)) => kind,
             Ok(None) => return,
             Err(error) => {
-                bump(&shared.counters.bad_frames);
+                shared.metrics.bad_frames.inc();
                 tracing::debug!(%from, %error, "peer stream closed");
                 let _ = stream.stop(STOP_BAD_FRAME.into());
                 return;
@@ -1072,7 +1182,7 @@ async fn peer_stream(mut stream: quinn::RecvStream, from: NodeId, shared: Arc<Sh
             FrameKind::Raft => match decode_payload(kind, &buf[FRAME_HEADER_BYTES..]) {
                 Ok(message) => Input::Peer { from, message },
                 Err(error) => {
-                    bump(&shared.counters.bad_frames);
+                    shared.metrics.bad_frames.inc();
                     tracing::debug!(%from, %error, "malformed Raft message");
                     let _ = stream.stop(STOP_BAD_FRAME.into());
                     return;
@@ -1083,7 +1193,7 @@ async fn peer_stream(mut stream: quinn::RecvStream, from: NodeId, shared: Arc<Sh
                 bytes: Bytes::copy_from_slice(&buf),
             },
             _ => {
-                bump(&shared.counters.bad_frames);
+                shared.metrics.bad_frames.inc();
                 let _ = stream.stop(STOP_BAD_FRAME.into());
                 return;
             }
@@ -1143,14 +1253,55 @@ async fn client_stream(
     };
     drop(buf);
     let Some(request) = request else {
-        bump(&shared.counters.bad_frames);
+        shared.metrics.bad_frames.inc();
         let _ = recv.stop(STOP_BAD_FRAME.into());
         let _ = send.reset(STOP_BAD_FRAME.into());
         return;
     };
-    let reply = match principal.as_ref() {
+    let span = tracing::debug_span!(
+        "request",
+        kind = request_kind(&request),
+        principal = principal.as_deref().unwrap_or("anonymous"),
+    );
+    async move {
+        let started = std::time::Instant::now();
+        let kind = request_kind(&request);
+        let reply = answer(request, &principal, &shared).await;
+        tracing::debug!(
+            kind,
+            micros = started.elapsed().as_micros() as u64,
+            ok = !matches!(reply, client::Reply::Failed(_)),
+            "answered"
+        );
+        let frame = client::encode_reply(&reply);
+        if send.write_all(&frame).await.is_ok() {
+            let _ = send.finish();
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+fn request_kind(request: &client::Request) -> &'static str {
+    match request {
+        client::Request::Produce { .. } => "produce",
+        client::Request::Consume { .. } => "consume",
+        client::Request::Follow { .. } => "follow",
+        client::Request::Status => "status",
+        client::Request::Transfer { .. } => "transfer",
+        client::Request::Remove { .. } => "remove",
+    }
+}
+
+/// Checks the ACL, then asks the node loop.
+async fn answer(
+    request: client::Request,
+    principal: &Option<String>,
+    shared: &Shared,
+) -> client::Reply {
+    match principal.as_ref() {
         Some(principal) if !shared.acl.allows(principal, needs(&request)) => {
-            bump(&shared.counters.unauthorized);
+            shared.metrics.unauthorized.inc();
             client::Reply::Failed(Failure::Unauthorized {
                 principal: principal.clone(),
                 needs: needs(&request).to_string(),
@@ -1169,9 +1320,5 @@ async fn client_stream(
                 }),
             }
         }
-    };
-    let frame = client::encode_reply(&reply);
-    if send.write_all(&frame).await.is_ok() {
-        let _ = send.finish();
     }
 }

@@ -29,6 +29,7 @@ fn options(dir: &std::path::Path, id: u64, join: Vec<std::net::SocketAddr>) -> S
         log: LogConfig::default(),
         raft: RaftConfig::default(),
         gossip: server::GOSSIP,
+        metrics: None,
     }
 }
 

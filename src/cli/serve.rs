@@ -63,6 +63,9 @@ pub struct ServeArgs {
     /// The ACL file; the node does not start without a readable one.
     #[arg(long, env = "CAIRN_ACL")]
     acl: Option<PathBuf>,
+    /// Serve Prometheus `/metrics`, `/livez` and `/readyz` over HTTP here.
+    #[arg(long, env = "CAIRN_METRICS")]
+    metrics: Option<String>,
     /// Bytes per log segment [default: 128 MiB].
     #[arg(long, env = "CAIRN_SEGMENT_BYTES")]
     segment_bytes: Option<u64>,
@@ -100,6 +103,7 @@ impl ServeArgs {
             cert: self.cert.or(file.cert),
             key: self.key.or(file.key),
             acl: self.acl.or(file.acl),
+            metrics: self.metrics.or(file.metrics),
             segment_bytes: self.segment_bytes.or(file.segment_bytes),
         })
     }
@@ -135,6 +139,7 @@ impl ServeArgs {
             log,
             raft: RaftConfig::default(),
             gossip: server::GOSSIP,
+            metrics: args.metrics.as_deref().map(one_addr).transpose()?,
         })
     }
 }
@@ -173,7 +178,7 @@ pub async fn serve(args: ServeArgs) -> Result<(), CliError> {
         return Err(CliError::Usage("--data-dir is empty".into()));
     }
     let running = server::start(options).await.map_err(start_error)?;
-    tracing::info!(node = %running.id, addr = %running.addr, "serving; SIGTERM or Ctrl-C stops");
+    tracing::info!(node = %running.id, addr = %running.addr, metrics = ?running.metrics_addr, "serving; SIGTERM or Ctrl-C stops");
     let stopper = running.stopper();
     let wait = running.wait();
     tokio::pin!(wait);
@@ -245,6 +250,7 @@ pub async fn dev(args: DevArgs) -> Result<(), CliError> {
             log: LogConfig::default(),
             raft: RaftConfig::default(),
             gossip: server::GOSSIP,
+            metrics: None,
         };
         nodes.push(server::start(options).await.map_err(start_error)?);
     }

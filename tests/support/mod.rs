@@ -6,7 +6,8 @@
 
 #![allow(dead_code)]
 
-use std::net::{SocketAddr, UdpSocket};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -26,6 +27,8 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     /// Each node's address, node `i + 1` at `addrs[i]`.
     pub addrs: Vec<SocketAddr>,
+    /// Each node's metrics address (HTTP).
+    pub metrics: Vec<SocketAddr>,
     /// Each node's process, while it runs.
     pub children: Vec<Option<Child>>,
     /// How many times each node was started (names its log file).
@@ -37,6 +40,33 @@ pub struct Cluster {
 fn free_addr() -> SocketAddr {
     let socket = UdpSocket::bind("127.0.0.1:0").expect("bind a loopback port");
     socket.local_addr().expect("a bound socket has an address")
+}
+
+/// A free TCP port on loopback.
+fn free_tcp_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    listener
+        .local_addr()
+        .expect("a bound listener has an address")
+}
+
+/// `GET path` over HTTP/1.1: the status code and the body.
+pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    let code = text
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not HTTP: {text:?}")))?;
+    let body = text.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    Ok((code, body.to_string()))
 }
 
 impl Cluster {
@@ -52,9 +82,11 @@ impl Cluster {
         .expect("certificates");
         std::fs::write(dir.path().join("acl.toml"), ACL).expect("write the ACL");
         let addrs = (0..n).map(|_| free_addr()).collect();
+        let metrics = (0..n).map(|_| free_tcp_addr()).collect();
         let mut cluster = Cluster {
             dir,
             addrs,
+            metrics,
             children: (0..n).map(|_| None).collect(),
             starts: vec![0; n as usize],
         };
@@ -95,6 +127,8 @@ impl Cluster {
             .arg(certs.join(format!("node-{id}.key")))
             .arg("--acl")
             .arg(self.path("acl.toml"))
+            .arg("--metrics")
+            .arg(self.metrics[i].to_string())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -110,6 +144,29 @@ impl Cluster {
             child.kill().expect("SIGKILL");
             child.wait().expect("reap");
         }
+    }
+
+    /// Sends node `id` SIGTERM and waits (up to `within`) for it to exit;
+    /// its exit status.
+    pub fn terminate(&mut self, id: u64, within: Duration) -> std::process::ExitStatus {
+        let mut child = self.children[(id - 1) as usize]
+            .take()
+            .expect("the node runs");
+        let sent = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "SIGTERM sent");
+        let poll = Duration::from_millis(20);
+        for _ in 0..=within.as_millis() / poll.as_millis() {
+            if let Some(status) = child.try_wait().expect("poll the child") {
+                return status;
+            }
+            std::thread::sleep(poll);
+        }
+        let _ = child.kill();
+        panic!("node {id} did not exit within {within:?}\n{}", self.logs());
     }
 
     /// Credentials of a client named in `certs init`.

@@ -836,6 +836,27 @@ impl Node {
             .min()
     }
 
+    /// Before a graceful stop: if this node leads, hands leadership to the
+    /// voter whose log matches furthest (the lowest id among equals), and
+    /// returns it; `None` if it does not lead or has no other voter.
+    pub fn hand_over(&mut self, now: Instant) -> Option<NodeId> {
+        let me = self.raft.id();
+        let configuration = self.raft.configuration();
+        let to = self
+            .raft
+            .matched()
+            .into_iter()
+            .filter(|&(id, _)| id != me && configuration.is_voter(id))
+            // Furthest first; among equals, the lowest id (max_by_key
+            // keeps the last maximum, so ids are visited high to low).
+            .rev()
+            .max_by_key(|&(_, matched)| matched)
+            .map(|(id, _)| id)?;
+        self.raft.transfer(now, to).ok()?;
+        self.drain(now);
+        Some(to)
+    }
+
     /// Turns the scrubber on (the default) or off: a disk that never rots
     /// (a simulated one, told so) need not pay for reading itself back.
     pub fn set_scrubbing(&mut self, on: bool) {

@@ -574,3 +574,21 @@ fn members_that_leave_or_stay_dead_are_removed() {
         "not before the dead time"
     );
 }
+
+#[test]
+fn a_leader_hands_over_to_a_caught_up_voter() {
+    let mut cluster = Cluster::new(3);
+    let leader = cluster.leader();
+    cluster.ask(leader, produce(&["a"], None));
+    let now = cluster.now;
+    let follower = cluster.follower_of(leader);
+    assert_eq!(
+        cluster.nodes.get_mut(&follower).unwrap().hand_over(now),
+        None
+    );
+    let to = cluster.nodes.get_mut(&leader).unwrap().hand_over(now);
+    let to = to.expect("a leader with voters hands over");
+    assert_ne!(to, leader);
+    cluster.run_until(|c| c.nodes[&to].raft().is_leader());
+    assert!(!cluster.nodes[&leader].raft().is_leader());
+}
